@@ -1,0 +1,2 @@
+export * from "./memory-workspace.ts";
+export * from "./workspace-tools.ts";
