@@ -109,6 +109,8 @@ export class SessionRunner {
   readonly #ended: Promise<RunnerEnd>;
   #draining = false;
   #turnEnded = false;
+  /** Ids handed to `onEvent` (kept only when there is an observer). */
+  readonly #emitted = new Set<string>();
   #conn: AbortController | undefined;
 
   constructor(opts: SessionRunnerOptions) {
@@ -237,6 +239,7 @@ export class SessionRunner {
       }
       const ev = parsed.event;
       if (ev.id) ids.add(ev.id);
+      this.#emit(ev);
       if (!isNeutral(ev.type)) lastTurnEnding = ev.type === "session.status_idle" ? endsTurn(ev as KnownEvent) : false;
       if (!parsed.known) continue;
       const k = ev as KnownEvent;
@@ -284,7 +287,7 @@ export class SessionRunner {
     }
     const ev = parsed.event;
     if (ev.id && this.#historyIds.has(ev.id)) return;
-    this.#o.onEvent?.(ev as { type: string });
+    this.#emit(ev);
     if (!isNeutral(ev.type)) {
       this.#turnEnded = ev.type === "session.status_idle" && endsTurn(ev as KnownEvent);
       if (this.#turnEnded) this.#armIdle();
@@ -331,6 +334,16 @@ export class SessionRunner {
         this.#log.warn("session error", { error: k.error });
         break;
     }
+  }
+
+  /** Hand each event to the observer once, whether it came from history or the stream. */
+  #emit(ev: { type: string; id?: string }) {
+    if (!this.#o.onEvent) return;
+    if (ev.id) {
+      if (this.#emitted.has(ev.id)) return;
+      this.#emitted.add(ev.id);
+    }
+    this.#o.onEvent(ev as { type: string });
   }
 
   #markAnswered(id: string) {

@@ -1,0 +1,304 @@
+/**
+ * The `deft` command line, runtime-neutral: each runtime's entry point builds a {@link CliHost}
+ * and calls {@link runCli}. Commands: dev, worker, emulator, tools.
+ */
+import { customToolDeclaration, Router, type Tool } from "./router/mod.ts";
+import { ConfigError, describeOptions, FIELD_BY_FLAG, loadConfig, type Config } from "./config.ts";
+import { createEmulator, parseScenario, type Scenario } from "./emulator/mod.ts";
+import { createLogger, type Logger } from "./log.ts";
+import type { CliHost } from "./runtime.ts";
+import { transcriptHooks } from "./transcript.ts";
+import { EnvironmentWorker, WorkerFatalError, type WorkerHooks } from "./worker/mod.ts";
+import { DEMO_SCENARIO, demoCustomTools } from "./demo.ts";
+import { MemoryWorkspace, workspaceTools } from "../tools/mod.ts";
+
+export const VERSION = "0.1.0";
+
+const USAGE = `deft ${VERSION}: the hands of Claude Managed Agents
+
+Usage: deft <command> [options]
+
+Commands:
+  dev        Start the local emulator, a worker and a demo session; print a live transcript.
+             Needs no API key. Exits 0 when the demo's checks all pass.
+  worker     Serve a self-hosted environment: needs ANTHROPIC_ENVIRONMENT_ID and
+             ANTHROPIC_ENVIRONMENT_KEY (ANTHROPIC_BASE_URL points it at any endpoint
+             that speaks the contract). SIGINT/SIGTERM drain in-flight tools, then exit.
+  emulator   Serve the local emulator of the Managed Agents API on --emulator-port.
+  tools      List the tools this worker answers; --json prints the agent's \`tools\` array.
+
+Options (flag, environment variable, or a key of the --config JSON file; flags win):
+  --config FILE        a JSON file of the options below (camelCase keys)
+${describeOptions()}
+  -h, --help           this help
+  -v, --version        print the version`;
+
+interface Parsed {
+  command: string | undefined;
+  flags: Partial<Record<keyof Config, string | boolean>>;
+  configFile?: string;
+  json: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+/** Parse argv into a command and flags. Throws ConfigError on an unknown flag. */
+export function parseArgs(args: string[]): Parsed {
+  const out: Parsed = { command: undefined, flags: {}, json: false, help: false, version: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-h" || a === "--help") out.help = true;
+    else if (a === "-v" || a === "--version") out.version = true;
+    else if (a === "--json") out.json = true;
+    else if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      const inline = eq < 0 ? undefined : a.slice(eq + 1);
+      if (name === "config") {
+        out.configFile = inline ?? args[++i];
+        if (!out.configFile) throw new ConfigError("--config needs a file name");
+        continue;
+      }
+      const field = FIELD_BY_FLAG[name];
+      if (!field) throw new ConfigError(`unknown option --${name} (see deft --help)`);
+      if (field === "ledgerFsync") {
+        out.flags[field] = inline === undefined ? true : inline === "true" || inline === "1";
+        continue;
+      }
+      const value = inline ?? args[++i];
+      if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+      out.flags[field] = value;
+    } else if (!out.command) out.command = a;
+    else throw new ConfigError(`unexpected argument ${JSON.stringify(a)} (see deft --help)`);
+  }
+  return out;
+}
+
+/** Run the CLI; resolves to the process exit code. */
+export async function runCli(host: CliHost): Promise<number> {
+  let parsed: Parsed;
+  let config: Config;
+  try {
+    parsed = parseArgs(host.args);
+    if (parsed.version) {
+      host.stdout(`deft ${VERSION} (${host.runtime.name})`);
+      return 0;
+    }
+    if (parsed.help || !parsed.command) {
+      host.stdout(USAGE);
+      return parsed.command || parsed.help ? 0 : 2;
+    }
+    let file: unknown;
+    if (parsed.configFile) {
+      const text = await host.readTextFile(parsed.configFile).catch((e) => {
+        throw new ConfigError(`cannot read --config ${parsed.configFile}: ${e instanceof Error ? e.message : e}`);
+      });
+      try {
+        file = JSON.parse(text);
+      } catch (e) {
+        throw new ConfigError(`--config ${parsed.configFile} is not valid JSON: ${(e as Error).message}`);
+      }
+    }
+    config = loadConfig({ file, fileName: parsed.configFile, env: host.env, flags: parsed.flags });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      host.stderr(`deft: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  try {
+    switch (parsed.command) {
+      case "dev":
+        return await cmdDev(host, config);
+      case "worker":
+        return await cmdWorker(host, config);
+      case "emulator":
+        return await cmdEmulator(host, config);
+      case "tools":
+        return await cmdTools(host, config, parsed.json);
+      default:
+        host.stderr(`deft: unknown command ${JSON.stringify(parsed.command)} (see deft --help)`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof WorkerFatalError) {
+      host.stderr(`deft: ${err.message}`);
+      return err instanceof ConfigError ? 2 : 1;
+    }
+    throw err;
+  }
+}
+
+function makeLogger(host: CliHost, config: Config, pretty = config.logFormat === "pretty"): Logger {
+  return createLogger({
+    level: config.logLevel,
+    write: pretty
+      ? (line) => {
+          const r = JSON.parse(line) as Record<string, unknown>;
+          const { time: _t, level, msg, ...rest } = r;
+          const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
+          host.stderr(`  [${level}] ${msg}${extra}`);
+        }
+      : (line) => host.stderr(line),
+  });
+}
+
+async function loadCustomTools(host: CliHost, config: Config): Promise<Tool[]> {
+  if (!config.customTools) return [];
+  let mod: Record<string, unknown>;
+  try {
+    mod = await host.importModule(config.customTools);
+  } catch (e) {
+    throw new ConfigError(`customTools: cannot import ${config.customTools}: ${e instanceof Error ? e.message : e}`);
+  }
+  const tools = Object.values(mod).flatMap((v) => (Array.isArray(v) ? v : [v])).filter(isTool);
+  if (!tools.length) throw new ConfigError(`customTools: ${config.customTools} exports no defineTool() values`);
+  return tools;
+}
+
+function isTool(v: unknown): v is Tool {
+  return !!v && typeof v === "object" && typeof (v as Tool).name === "string" && typeof (v as Tool).run === "function" && typeof (v as Tool).inputSchema === "function";
+}
+
+/** The builtin tools of one session: the file tools over a fresh in-memory workspace. */
+function sessionRouter(custom: Tool[]): Router {
+  return new Router({ builtin: workspaceTools(new MemoryWorkspace()), custom });
+}
+
+export const TOOLS_LABEL = "an in-memory per-session workspace (no sandbox tier yet)";
+
+function startWorker(host: CliHost, config: Config, custom: Tool[], log: Logger, hooks?: WorkerHooks, overrides: { baseURL?: string; environmentId?: string; environmentKey?: string } = {}) {
+  const environmentId = overrides.environmentId ?? config.environmentId;
+  const environmentKey = overrides.environmentKey ?? config.environmentKey;
+  const missing = [!environmentId && "ANTHROPIC_ENVIRONMENT_ID", !environmentKey && "ANTHROPIC_ENVIRONMENT_KEY"].filter(Boolean);
+  if (missing.length) {
+    throw new ConfigError(`deft worker needs ${missing.join(" and ")} (the self-hosted environment's id and key; create them in the Claude Console)`);
+  }
+  return new EnvironmentWorker({
+    environmentId: environmentId!,
+    environmentKey: environmentKey!,
+    baseURL: overrides.baseURL ?? config.baseURL,
+    workerId: config.workerId,
+    maxSessions: config.maxSessions,
+    maxIdleMs: config.maxIdleMs,
+    toolTimeoutMs: config.toolTimeoutMs,
+    drainTimeoutMs: config.drainTimeoutMs,
+    ledger: host.runtime.openLedger(`${config.stateDir}/ledger`, { fsync: config.ledgerFsync }),
+    log,
+    hooks,
+    provision: () => ({ router: sessionRouter(custom), label: `${TOOLS_LABEL} on ${host.runtime.name}` }),
+  });
+}
+
+async function cmdWorker(host: CliHost, config: Config): Promise<number> {
+  const log = makeLogger(host, config);
+  const custom = await loadCustomTools(host, config);
+  const hooks = config.logFormat === "pretty" ? transcriptHooks(host.stderr) : undefined;
+  const worker = startWorker(host, config, custom, log, hooks);
+  const off = host.onSignal((sig) => {
+    log.info("signal received; shutting down", { signal: sig });
+    void worker.shutdown();
+  });
+  try {
+    await worker.run();
+    return 0;
+  } finally {
+    off();
+  }
+}
+
+async function loadScenario(host: CliHost, config: Config): Promise<Scenario> {
+  if (!config.scenario) return DEMO_SCENARIO;
+  const text = await host.readTextFile(config.scenario).catch((e) => {
+    throw new ConfigError(`scenario: cannot read ${config.scenario}: ${e instanceof Error ? e.message : e}`);
+  });
+  try {
+    return parseScenario(JSON.parse(text));
+  } catch (e) {
+    throw new ConfigError(`scenario ${config.scenario}: ${e instanceof Error ? e.message : e}`);
+  }
+}
+
+async function cmdEmulator(host: CliHost, config: Config): Promise<number> {
+  const scenario = await loadScenario(host, config);
+  const apiKey = host.env.ANTHROPIC_API_KEY;
+  const emulator = createEmulator({ scenario, ...(apiKey ? { brain: "messages", anthropicApiKey: apiKey } : {}) });
+  const served = await host.runtime.serve(emulator.fetch, { port: config.emulatorPort, hostname: config.emulatorHost });
+  const env = emulator.environments[0]!;
+  host.stdout(`Deft emulator listening on ${served.url} (brain: ${apiKey ? "Messages API" : `scenario "${scenario.name}"`})`);
+  host.stdout(`  ANTHROPIC_BASE_URL=${served.url} ANTHROPIC_ENVIRONMENT_ID=${env.id} ANTHROPIC_ENVIRONMENT_KEY=${env.key} deft worker`);
+  host.stdout(`  create a session: POST ${served.url}/_emulator/sessions (or POST /v1/sessions with the API key sk-ant-emu-admin)`);
+  await new Promise<void>((resolve) => {
+    const off = host.onSignal(() => {
+      off();
+      resolve();
+    });
+  });
+  emulator.close();
+  await served.close();
+  return 0;
+}
+
+async function cmdDev(host: CliHost, config: Config): Promise<number> {
+  const scenario = await loadScenario(host, config);
+  const custom = [...demoCustomTools(host.runtime.name), ...(await loadCustomTools(host, config))];
+  const emulator = createEmulator({ scenario });
+  const served = await host.runtime.serve(emulator.fetch, { port: 0, hostname: "127.0.0.1" });
+  const env = emulator.environments[0]!;
+  const print = host.stdout;
+  print(`deft dev on ${host.runtime.name}: emulator at ${served.url}, environment ${env.id}`);
+  print(`scenario "${scenario.name}"; tools run in ${TOOLS_LABEL}`);
+  print("");
+  // The transcript is the output here; logs only for warnings.
+  const log = makeLogger(host, { ...config, logLevel: config.logLevel === "info" ? "warn" : config.logLevel }, true);
+  const worker = startWorker(host, { ...config, maxIdleMs: Math.min(config.maxIdleMs, 2_000) }, custom, log, transcriptHooks(print), {
+    baseURL: served.url,
+    environmentId: env.id,
+    environmentKey: env.key,
+  });
+  const running = worker.run();
+  const off = host.onSignal(() => void worker.shutdown(2_000));
+  try {
+    const sessionId = String(emulator.control.createSession({ scenario }).id);
+    const report = await Promise.race([
+      emulator.control.waitFor(sessionId, (r) => r.scenarioDone, 120_000),
+      running.then(() => {
+        throw new Error("the worker stopped before the demo finished");
+      }),
+    ]);
+    // Let the worker notice the end and release the item before shutting down.
+    await emulator.control.waitFor(sessionId, (r) => r.status === "terminated", 10_000).catch(() => {});
+    await worker.shutdown(5_000);
+    const calls = report.toolUses.length;
+    const once = report.toolUses.filter((t) => t.results === 1).length;
+    print("");
+    if (report.checksFailed.length) {
+      print(`demo finished with ${report.checksFailed.length} failed check(s):`);
+      for (const c of report.checksFailed) print(`  - ${c}`);
+      return 1;
+    }
+    print(`demo passed: ${calls} tool calls, ${once} answered exactly once, every check held.`);
+    return once === calls ? 0 : 1;
+  } finally {
+    off();
+    await worker.shutdown(1_000);
+    emulator.close();
+    await served.close();
+  }
+}
+
+async function cmdTools(host: CliHost, config: Config, json: boolean): Promise<number> {
+  const custom = await loadCustomTools(host, config);
+  const router = sessionRouter(custom);
+  if (json) {
+    const tools = [{ type: "agent_toolset_20260401" }, ...router.customTools.map(customToolDeclaration)];
+    host.stdout(JSON.stringify(tools, null, 2));
+    return 0;
+  }
+  host.stdout("Builtin (answer agent.tool_use):");
+  for (const t of router.builtinTools) host.stdout(`  ${t.name.padEnd(10)} ${t.description}`);
+  host.stdout(custom.length ? "Custom (answer agent.custom_tool_use):" : "Custom: none (set --custom-tools MODULE)");
+  for (const t of router.customTools) host.stdout(`  ${t.name.padEnd(10)} ${t.description}`);
+  return 0;
+}

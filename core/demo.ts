@@ -1,0 +1,66 @@
+/**
+ * The demo that `deft dev` runs on its embedded defaults: a scenario for the emulator's brain
+ * and the custom tool it calls. Kept in code (not a file) so it runs on every runtime.
+ */
+import { z } from "zod";
+import type { Scenario } from "./emulator/mod.ts";
+import { defineTool, type Tool } from "./router/mod.ts";
+
+/** A custom tool the demo's agent declares; Deft answers it as `user.custom_tool_result`. */
+export function demoCustomTools(runtimeName: string): Tool[] {
+  return [
+    defineTool({
+      name: "deft_whereami",
+      description: "Say which runtime this Deft worker runs on.",
+      input: z.object({ verbose: z.boolean().optional() }),
+      run: ({ verbose }) => (verbose ? `Deft worker on ${runtimeName}, tools in a per-session in-memory workspace` : `Deft worker on ${runtimeName}`),
+    }),
+  ];
+}
+
+export const DEMO_SCENARIO: Scenario = {
+  name: "deft-dev-demo",
+  description: "Sets up a tiny project with the file tools, then edits and searches it.",
+  custom_tools: [
+    { name: "deft_whereami", description: "Say which runtime this Deft worker runs on.", input_schema: { type: "object", properties: { verbose: { type: "boolean" } } } },
+  ],
+  turns: [
+    {
+      user: "Create a tiny greeting module and a README for it.",
+      steps: [
+        {
+          say: "I'll write both files at once.",
+          calls: [
+            { name: "write", input: { file_path: "src/greet.ts", content: 'export const greet = (who: string) => `Hello, ${who}!`;\n' }, expect: { is_error: false, contains: "wrote" } },
+            { name: "write", input: { file_path: "README.md", content: "# greet\nSays hello.\n" }, expect: { is_error: false, contains: "wrote" } },
+          ],
+        },
+        {
+          calls: [{ name: "read", input: { file_path: "src/greet.ts" }, expect: { contains: "Hello" } }],
+        },
+      ],
+      final: "Created src/greet.ts and README.md.",
+    },
+    {
+      user: "Make it say Hi instead, then show me where greetings live.",
+      steps: [
+        {
+          calls: [{ name: "edit", input: { file_path: "src/greet.ts", old_string: "Hello", new_string: "Hi" }, expect: { contains: "1 replacement" } }],
+        },
+        {
+          say: "Searching the project, and checking where I run.",
+          calls: [
+            { name: "grep", input: { pattern: "Hi, " }, expect: { contains: "src/greet.ts:1:" } },
+            { name: "glob", input: { pattern: "**/*.ts" }, expect: { contains: "greet.ts" } },
+            { name: "deft_whereami", custom: true, input: { verbose: true }, expect: { contains: "Deft worker on" } },
+          ],
+        },
+        {
+          calls: [{ name: "read", input: { file_path: "../etc/passwd" }, expect: { is_error: true, contains: "outside" } }],
+        },
+      ],
+      final: "Done: greet() now says Hi, and reading outside the workspace was refused.",
+    },
+  ],
+  end: "terminate",
+};

@@ -1,0 +1,36 @@
+/**
+ * What a runtime shim hands the core (dependency injection, never a global the core reaches
+ * for). Each of runtimes/node, runtimes/deno, runtimes/bun implements it; later issues add the
+ * isolate host, stores and blobs here.
+ */
+import type { Ledger } from "./session/ledger.ts";
+
+export type FetchHandler = (req: Request) => Response | Promise<Response>;
+
+export interface Served {
+  /** e.g. http://127.0.0.1:4010 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface Runtime {
+  name: "node" | "deno" | "bun" | "workers";
+  /** Serve a fetch handler over HTTP. */
+  serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served>;
+  /** A durable idempotency ledger under `dir` (written before each acknowledgement). */
+  openLedger(dir: string, opts: { fsync: boolean }): Ledger;
+}
+
+/** What the command line needs beyond the runtime: arguments, environment, files, output, signals. */
+export interface CliHost {
+  runtime: Runtime;
+  args: string[];
+  env: Record<string, string | undefined>;
+  readTextFile(path: string): Promise<string>;
+  /** Import a user module (custom tools), resolved against the working directory. */
+  importModule(path: string): Promise<Record<string, unknown>>;
+  stdout(line: string): void;
+  stderr(line: string): void;
+  /** Call `handler` on SIGINT/SIGTERM; returns an unsubscribe. */
+  onSignal(handler: (signal: string) => void): () => void;
+}
