@@ -31,6 +31,22 @@ export interface EmulatorOptions {
   /** When set, put api_base_url in the secret payload. */
   publicBaseUrl?: string;
   log?: (line: Record<string, unknown>) => void;
+  /**
+   * Timing probe (benchmarks): called synchronously when an `agent.tool_use` has been written to
+   * the session's live streams, and when a `user.tool_result` is received (before it is stored).
+   * `at` is `performance.now()`.
+   */
+  observe?: (e: ObserveEvent) => void;
+}
+
+export interface ObserveEvent {
+  sessionId: string;
+  kind: "tool_use_written" | "result_received";
+  toolUseId: string;
+  /** performance.now() */
+  at: number;
+  /** Live streams the event was written to (tool_use_written only). */
+  streams?: number;
 }
 
 export type Principal =
@@ -125,6 +141,7 @@ export class EmulatorCore {
         if (this.envs.get(envId)?.deleted === false) this.queue.enqueue(envId, { type: "session", id: sid });
       },
       log: this.#log,
+      ...(opts.observe ? { observe: opts.observe } : {}),
     });
     const envs = opts.environments ?? [DEFAULT_ENV];
     for (const e of envs) this.createEnvironment({ id: e.id, name: e.name, key: e.key });

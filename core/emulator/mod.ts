@@ -1,6 +1,6 @@
 // Public surface of the Managed Agents emulator.
 export { createEmulator, type Emulator } from "./emulator.ts";
-export type { EmulatorOptions } from "./core.ts";
+export type { EmulatorOptions, ObserveEvent } from "./core.ts";
 export { ScenarioSchema, parseScenario, type Scenario, type ParsedScenario } from "./scenario.ts";
 export type { Brain, BrainFactory, BrainHost } from "./brain.ts";
 export { MessagesBrain, STANDARD_TOOL_DEFINITIONS, type MessagesBrainOptions } from "./messages-brain.ts";

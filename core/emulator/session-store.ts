@@ -1,5 +1,6 @@
 // Sessions, their event logs, live subscribers, and the per-session report.
 import type { Brain, BrainFactory, BrainHost } from "./brain.ts";
+import type { ObserveEvent } from "./core.ts";
 import { badRequest, notFound } from "./errors.ts";
 import { resultText, type ParsedScenario } from "./scenario.ts";
 import type { EventDraft, SessionEvent, SessionReport, ToolUseReport, UserMessageSender } from "./types.ts";
@@ -32,6 +33,8 @@ export interface SessionStoreHooks {
   hasLiveWork(sessionId: string): boolean;
   workIds(sessionId: string): string[];
   log(line: Record<string, unknown>): void;
+  /** Timing probe, see EmulatorOptions.observe. */
+  observe?(e: ObserveEvent): void;
 }
 
 export interface CreateSessionParams {
@@ -299,10 +302,17 @@ export class SessionStore {
   /** Store an event, update state, publish it to live streams, hand it to the brain. */
   append(id: string, draft: EventDraft, sender: UserMessageSender = "api"): SessionEvent {
     const r = this.#rec(id);
+    const observe = this.#hooks.observe;
+    if (observe && draft.type === "user.tool_result") {
+      observe({ sessionId: id, kind: "result_received", toolUseId: String(draft["tool_use_id"]), at: performance.now() });
+    }
     const ev: SessionEvent = { ...draft, id: newId("sevt"), type: draft.type, processed_at: nowStamp() };
     r.events.push(ev);
     this.#track(r, ev, sender);
     for (const s of [...r.subscribers]) s.send(ev);
+    if (observe && ev.type === "agent.tool_use") {
+      observe({ sessionId: id, kind: "tool_use_written", toolUseId: ev.id, at: performance.now(), streams: r.subscribers.size });
+    }
     if (r.brain && !this.#closed) {
       r.brainQueue.push(ev);
       this.#drainBrain(r);
