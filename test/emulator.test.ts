@@ -50,6 +50,19 @@ describe("core/emulator is runtime-neutral", () => {
   });
 });
 
+describe("scenarios", () => {
+  it("every scenarios/*.json validates; bad ones fail with the field path", async () => {
+    const { parseScenario } = await import("../core/emulator/mod.ts");
+    const files = (await readdir(join(root, "scenarios"))).filter((f) => f.endsWith(".json"));
+    expect(files).toEqual(expect.arrayContaining(["demo.json", "confirm.json", "sdk-proof.json"]));
+    for (const f of files) parseScenario(await loadScenario(f.slice(0, -5)));
+    expect(() => parseScenario({ name: "x", turns: [{ user: "u", steps: [{ calls: [{ name: "nope", custom: true }] }] }] })).toThrow(
+      /turns\.0\.steps\.0\.calls\.0: custom call "nope" is not declared/,
+    );
+    expect(() => parseScenario({ name: "x", turns: [] })).toThrow(/turns/);
+  });
+});
+
 describe("auth and headers (spec §1)", () => {
   it("applies the acceptance table", async () => {
     h = await startEmulator({ environments: [{ id: ENV_ID, key: ENV_KEY }, { id: "env_other", key: "sk-ant-env-other" }] });
