@@ -54,6 +54,9 @@ export function createEmulator(opts: EmulatorOptions = {}): Emulator {
     stopWork(workId, force = false) {
       return core.queue.stop(undefined, workId, force);
     },
+    appendEvent(sessionId, event) {
+      return core.sessions.append(sessionId, event, "control");
+    },
     sendUserMessage(sessionId, text) {
       return core.sessions.append(sessionId, { type: "user.message", content: [{ type: "text", text }] }, "control");
     },

@@ -111,6 +111,8 @@ export interface EmulatorControl {
   stealLease(workId: string): void;
   /** Operator stop (graceful unless `force`). Returns the Work object. */
   stopWork(workId: string, force?: boolean): WorkObject;
+  /** Store any event as-is (no validation): malformed and unknown events for fault tests. */
+  appendEvent(sessionId: string, event: EventDraft): SessionEvent;
   /** A `user.message` sent as the session's user would. Returns the stored event. */
   sendUserMessage(sessionId: string, text: string): SessionEvent;
   report(sessionId: string): SessionReport;
