@@ -400,6 +400,9 @@ export class SessionRunner {
     } else {
       await ledger.started(call.id);
       result = await this.#runTool(call, tool?.timeoutMs ?? this.#toolTimeoutMs);
+      // Cut off by lease loss or shutdown: the entry stays "started", so whoever holds the
+      // session next reports it interrupted (or re-runs it if idempotent). Nothing is posted.
+      if (this.#o.signal.aborted) return;
       await ledger.finished(call.id, result);
     }
     this.#o.onResult?.({ id: call.id, name: call.name, kind: call.kind, result, ms: performance.now() - t0, replayed });
@@ -408,20 +411,28 @@ export class SessionRunner {
 
   async #runTool(call: Call, timeoutMs: number): Promise<ToolResult> {
     const ac = new AbortController();
-    const onAbort = () => ac.abort(new Error("the session's work item ended"));
-    this.#o.signal.addEventListener("abort", onAbort, { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<ToolResult>((resolve) => {
+    let onAbort: () => void = () => {};
+    // Settles on the timeout or on a hard stop, so a tool that ignores its signal cannot hold
+    // the session: the race answers without it.
+    const cutOff = new Promise<ToolResult>((resolve) => {
       timer = setTimeout(() => {
         const msg = `${call.name}: timed out after ${timeoutMs}ms`;
         ac.abort(new Error(msg));
         resolve(errorResult(msg));
       }, timeoutMs);
+      onAbort = () => {
+        const msg = `${call.name}: stopped: the session's work item ended`;
+        ac.abort(new Error(msg));
+        resolve(errorResult(msg));
+      };
     });
+    if (this.#o.signal.aborted) onAbort();
+    else this.#o.signal.addEventListener("abort", onAbort, { once: true });
     try {
       const ctx = { sessionId: this.#o.sessionId, toolUseId: call.id, signal: ac.signal, log: this.#log.child({ tool_use_id: call.id, tool: call.name }) };
       // The race answers even a tool that ignores its abort signal.
-      return await Promise.race([this.#o.router.call(call.kind, call.name, call.input, ctx), timedOut]);
+      return await Promise.race([this.#o.router.call(call.kind, call.name, call.input, ctx), cutOff]);
     } finally {
       clearTimeout(timer);
       this.#o.signal.removeEventListener("abort", onAbort);

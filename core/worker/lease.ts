@@ -15,8 +15,8 @@ import type { Logger } from "../log.ts";
 
 /** Interval before the first answer, and the ceiling afterwards. */
 export const HEARTBEAT_DEFAULT_MS = 30_000;
-/** The floor of the interval, however short the TTL. */
-export const HEARTBEAT_MIN_MS = 1_000;
+/** The floor of the interval, however short the TTL (half a 1 s TTL still fits). */
+export const HEARTBEAT_MIN_MS = 250;
 /** TTL assumed until the server states one. */
 export const HEARTBEAT_TTL_DEFAULT_MS = 90_000;
 
@@ -36,7 +36,7 @@ export interface LeaseOptions {
   desiredTtlSeconds?: number;
 }
 
-/** Interval for a stated TTL: half of it, between 1 s and 30 s. */
+/** Interval for a stated TTL: half of it, between 250 ms and 30 s. */
 export function heartbeatIntervalMs(ttlSeconds: number): number {
   return Math.max(HEARTBEAT_MIN_MS, Math.min((ttlSeconds * 1000) / 2, HEARTBEAT_DEFAULT_MS));
 }
@@ -100,7 +100,7 @@ export class Lease {
 
   #schedule() {
     if (this.#end) return;
-    // After a transient failure, retry sooner than the full interval (1 s doubling).
+    // After a transient failure, retry sooner than the full interval (doubling from the floor).
     const delay = this.#failures ? Math.min(this.#intervalMs, HEARTBEAT_MIN_MS * 2 ** (this.#failures - 1)) : this.#intervalMs;
     this.#timer = setTimeout(() => void this.#beat(), delay);
   }

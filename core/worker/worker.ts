@@ -96,6 +96,7 @@ export class WorkerFatalError extends Error {
 
 interface Active {
   work: Work;
+  lease?: Lease;
   runner?: SessionRunner;
   done: Promise<void>;
 }
@@ -202,7 +203,9 @@ export class EnvironmentWorker {
           }
           continue;
         }
-        if (this.#active.has(work.id)) continue; // redelivered while we still serve it
+        // Redelivered while we still serve it: only possible once our lease has ended (it
+        // lapsed, or was taken and lapsed again). Claim it anew once the old handler is done.
+        if (this.#active.get(work.id)?.lease?.ended === undefined && this.#active.has(work.id)) continue;
         if (!(await this.#ack(work))) continue;
         this.#serve(work);
       }
@@ -243,12 +246,16 @@ export class EnvironmentWorker {
   }
 
   #serve(work: Work) {
+    const previous = this.#active.get(work.id)?.done;
     const entry: Active = { work, done: Promise.resolve() };
     this.#active.set(work.id, entry);
-    entry.done = this.#handle(work, entry)
+    entry.done = (async () => {
+      await previous;
+      await this.#handle(work, entry);
+    })()
       .catch((err) => this.#log.error("work item failed", { work_id: work.id, error: errText(err) }))
       .finally(() => {
-        this.#active.delete(work.id);
+        if (this.#active.get(work.id) === entry) this.#active.delete(work.id);
         this.#slotWaiters.shift()?.();
       });
   }
@@ -263,6 +270,7 @@ export class EnvironmentWorker {
     globalSecrets.add(token);
     const client = token ? this.#root.withOptions({ authToken: token, apiKey: null, baseURL: this.#root.baseURL }) : this.#root;
     const lease = new Lease({ client, environmentId: this.#o.environmentId, workId: work.id, log });
+    entry.lease = lease;
     lease.start(); // before anything slow: the lease is the only thing keeping the item ours
     let runnerEnd: RunnerEnd | undefined;
     let tools: SessionTools | undefined;
@@ -272,7 +280,18 @@ export class EnvironmentWorker {
         await lease.claimed; // a healthcheck: ack, one beat, force-stop
         return;
       }
-      const signal = anySignal(lease.signal, this.#hardStop.signal);
+      // A graceful stop (stopping/stopped, lease not extended) drains: in-flight calls finish and
+      // post. Losing the lease aborts at once: the item is someone else's now.
+      const hard = new AbortController();
+      lease.signal.addEventListener(
+        "abort",
+        () => {
+          if (lease.ended?.reason === "stop" && entry.runner) void entry.runner.drain();
+          else hard.abort(new Error(`lease ended: ${lease.ended?.reason}`));
+        },
+        { once: true },
+      );
+      const signal = anySignal(hard.signal, this.#hardStop.signal);
       const [claimed, rawSession] = await Promise.all([lease.claimed, client.beta.sessions.retrieve(sessionId, {}, { signal })]);
       if (!claimed) return;
       const session = SessionSchema.safeParse(rawSession);
@@ -306,7 +325,7 @@ export class EnvironmentWorker {
         log.info("session runner ended", { reason: runnerEnd.reason, detail: runnerEnd.detail });
         await settleWithin(runner.settled(), this.#o.drainTimeoutMs ?? DRAIN_TIMEOUT_MS);
         // Shut down mid-turn: leave the item so another worker reclaims it when the lease lapses.
-        leaveForReclaim = runnerEnd.reason === "drained" && !runner.atRest;
+        leaveForReclaim = this.#shuttingDown && !lease.ended && runnerEnd.reason === "drained" && !runner.atRest;
       } finally {
         await ledger.close();
       }
