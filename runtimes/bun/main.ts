@@ -1,0 +1,23 @@
+// `deft` on Bun: bun runtimes/bun/main.ts <command>
+import { runCli } from "../../core/cli.ts";
+import { bunRuntime } from "./runtime.ts";
+
+const code = await runCli({
+  runtime: bunRuntime,
+  args: Bun.argv.slice(2),
+  env: process.env,
+  readTextFile: (p) => Bun.file(p).text(),
+  importModule: (p) => import(Bun.pathToFileURL(p).href),
+  stdout: (l) => console.log(l),
+  stderr: (l) => console.error(l),
+  onSignal(handler) {
+    const h = (sig: NodeJS.Signals) => handler(sig);
+    process.on("SIGINT", h);
+    process.on("SIGTERM", h);
+    return () => {
+      process.off("SIGINT", h);
+      process.off("SIGTERM", h);
+    };
+  },
+});
+process.exit(code);

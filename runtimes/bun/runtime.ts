@@ -1,0 +1,21 @@
+// The Bun shim: Bun.serve, and the file ledger (Bun implements node:fs).
+import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
+import { FileLedger } from "../node/file-ledger.ts";
+
+async function serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served> {
+  // idleTimeout 0: an SSE stream may be quiet between pings for longer than Bun's default 10 s.
+  const server = Bun.serve({ port: opts.port, hostname: opts.hostname, idleTimeout: 0, fetch: (req: Request) => handler(req) });
+  const host = server.hostname?.includes(":") ? `[${server.hostname}]` : server.hostname;
+  return {
+    url: `http://${host}:${server.port}`,
+    close: async () => {
+      await server.stop(true);
+    },
+  };
+}
+
+export const bunRuntime: Runtime = {
+  name: "bun",
+  serve,
+  openLedger: (dir, opts) => new FileLedger(dir, opts),
+};

@@ -1,0 +1,33 @@
+// The Deno shim: Deno.serve, and the file ledger (Deno implements node:fs).
+import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
+import { FileLedger } from "../node/file-ledger.ts";
+
+function serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served> {
+  return new Promise((resolve) => {
+    const ac = new AbortController();
+    const server = Deno.serve(
+      {
+        port: opts.port,
+        hostname: opts.hostname,
+        signal: ac.signal,
+        onListen: ({ hostname, port }) => {
+          const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+          resolve({
+            url: `http://${host}:${port}`,
+            close: async () => {
+              ac.abort();
+              await server.shutdown().catch(() => {});
+            },
+          });
+        },
+      },
+      (req) => handler(req),
+    );
+  });
+}
+
+export const denoRuntime: Runtime = {
+  name: "deno",
+  serve,
+  openLedger: (dir, opts) => new FileLedger(dir, opts),
+};

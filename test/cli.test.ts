@@ -1,0 +1,73 @@
+// The `deft` command line as a real Node process.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { runDeft } from "./cli-helpers.ts";
+
+describe("deft CLI", () => {
+  it("--help documents every command and option", async () => {
+    const r = await runDeft("node", ["--help"]);
+    expect(r.code).toBe(0);
+    for (const w of ["dev", "worker", "emulator", "tools", "--max-sessions", "ANTHROPIC_ENVIRONMENT_KEY", "--config"]) expect(r.stdout).toContain(w);
+  });
+
+  it("dev runs the demo session on the embedded defaults and exits 0", async () => {
+    const r = await runDeft("node", ["dev"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/demo passed: 8 tool calls, 8 answered exactly once/);
+    expect(r.stdout).toContain("→ write");
+    expect(r.stdout).toContain("deft_whereami (custom)");
+  });
+
+  it("worker without its environment says which variables to set", async () => {
+    const r = await runDeft("node", ["worker"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("ANTHROPIC_ENVIRONMENT_ID");
+    expect(r.stderr).toContain("ANTHROPIC_ENVIRONMENT_KEY");
+  });
+
+  it("a wrong value fails at start with the field and what was expected", async () => {
+    const r = await runDeft("node", ["worker", "--max-sessions", "0"], { ANTHROPIC_ENVIRONMENT_ID: "env_x", ANTHROPIC_ENVIRONMENT_KEY: "k" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/maxSessions \(--max-sessions or DEFT_MAX_SESSIONS\): .*>=1/);
+    const bad = await runDeft("node", ["worker", "--no-such-flag"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("unknown option --no-such-flag");
+  });
+
+  it("reads options from a config file; flags win over the file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "deft-cfg-"));
+    const file = join(dir, "deft.json");
+    writeFileSync(file, JSON.stringify({ maxSessions: "many" }));
+    const r = await runDeft("node", ["tools", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("maxSessions");
+    writeFileSync(file, JSON.stringify({ maxSessions: 0 }));
+    expect((await runDeft("node", ["tools", "--config", file, "--max-sessions", "3"])).code).toBe(0);
+    writeFileSync(file, JSON.stringify({ bogus: 1 }));
+    const unknown = await runDeft("node", ["tools", "--config", file]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("bogus");
+  });
+
+  it("tools --json prints the agent's tools array with custom tools' JSON schemas", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "deft-tools-"));
+    const mod = join(dir, "my-tools.ts");
+    writeFileSync(
+      mod,
+      `import { z } from "${join(import.meta.dirname, "..", "node_modules", "zod", "index.js")}";
+import { defineTool } from "${join(import.meta.dirname, "..", "core", "router", "mod.ts")}";
+export const lookup = defineTool({ name: "lookup_order", description: "Find an order", input: z.object({ id: z.number().int(), note: z.string().optional() }), run: ({ id }) => "order " + id });
+`,
+    );
+    const r = await runDeft("node", ["tools", "--json", "--custom-tools", mod]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const tools = JSON.parse(r.stdout);
+    expect(tools[0]).toEqual({ type: "agent_toolset_20260401" });
+    expect(tools[1]).toMatchObject({ type: "custom", name: "lookup_order", description: "Find an order", input_schema: { type: "object", required: ["id"] } });
+    expect(tools[1].input_schema.properties.id.type).toBe("integer");
+  });
+});
