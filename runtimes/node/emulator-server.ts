@@ -1,8 +1,7 @@
-// Serve the emulator over real HTTP on Node (@hono/node-server).
-import { serve } from "@hono/node-server";
-import type { Server } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+// Serve the emulator over real HTTP on Node.
 import type { Emulator } from "../../core/emulator/mod.ts";
+import type { Served } from "../../core/runtime.ts";
+import { serveFetch } from "./serve.ts";
 
 export interface ServeEmulatorOptions {
   /** 0 (default) = an ephemeral port. */
@@ -10,33 +9,8 @@ export interface ServeEmulatorOptions {
   hostname?: string;
 }
 
-export interface ServedEmulator {
-  url: string;
-  close(): Promise<void>;
-}
+export type ServedEmulator = Served;
 
 export function serveEmulator(emulator: Emulator, opts: ServeEmulatorOptions = {}): Promise<ServedEmulator> {
-  const hostname = opts.hostname ?? "127.0.0.1";
-  return new Promise((resolve, reject) => {
-    const sockets = new Set<Socket>();
-    const server = serve({ fetch: emulator.fetch, port: opts.port ?? 0, hostname }, (info: AddressInfo) => {
-      const host = info.address.includes(":") ? `[${info.address}]` : info.address;
-      resolve({
-        url: `http://${host}:${info.port}`,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            // Open SSE responses and idle keep-alive sockets would hold close() open.
-            (server as Server).closeAllConnections?.();
-            for (const s of sockets) s.destroy();
-          }),
-      });
-    }) as Server;
-    server.on("connection", (s: Socket) => {
-      sockets.add(s);
-      s.setNoDelay(true);
-      s.on("close", () => sockets.delete(s));
-    });
-    server.once("error", reject);
-  });
+  return serveFetch(emulator.fetch, opts);
 }
