@@ -157,6 +157,14 @@ describe("worker: concurrency and timeouts", () => {
     expect(answeredOnce(report)).toEqual([]);
   });
 
+  it("posts results that finish while a post is in flight together, in fewer requests", async () => {
+    const calls = Array.from({ length: 10 }, (_, i) => one("write", { file_path: `f${i}`, content: "x" }, { contains: "wrote" }));
+    const { report } = await run(scenario(calls));
+    expect(report.checksFailed).toEqual([]);
+    expect(answeredOnce(report)).toEqual([]);
+    expect(h!.emu.control.stats().requests["events.send"]).toBeLessThan(10);
+  });
+
   it("answers a tool that overruns its timeout with an error", async () => {
     const { report } = await run(scenario([one("sleep", { ms: 5_000 }, { is_error: true, contains: "timed out after 200ms" })]), { toolTimeoutMs: 200 });
     expect(report.checksFailed).toEqual([]);

@@ -12,6 +12,20 @@ const MAX_GLOB_RESULTS = 200;
 const MAX_GREP_BYTES = 100 * 1024;
 const MAX_GREP_LINE = 2000;
 
+// Input schemas are built once and shared by every session's tools.
+const READ_INPUT = z.object({
+  file_path: z.string().min(1),
+  view_range: z.tuple([z.number().int(), z.number().int()]).optional(),
+});
+const WRITE_INPUT = z.object({ file_path: z.string().min(1), content: z.string() });
+const EDIT_INPUT = z.object({
+  file_path: z.string().min(1),
+  old_string: z.string(),
+  new_string: z.string(),
+  replace_all: z.boolean().optional(),
+});
+const SEARCH_INPUT = z.object({ pattern: z.string().min(1), path: z.string().optional() });
+
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -35,10 +49,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
   const read = defineTool({
     name: "read",
     description: "Read a file in the workspace, optionally a 1-based inclusive line range.",
-    input: z.object({
-      file_path: z.string().min(1),
-      view_range: z.tuple([z.number().int(), z.number().int()]).optional(),
-    }),
+    input: READ_INPUT,
     idempotent: true,
     run({ file_path, view_range }) {
       let abs: string;
@@ -61,7 +72,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
   const write = defineTool({
     name: "write",
     description: "Write a whole file in the workspace, creating parent directories.",
-    input: z.object({ file_path: z.string().min(1), content: z.string() }),
+    input: WRITE_INPUT,
     idempotent: true,
     run({ file_path, content }) {
       const bytes = utf8.encode(content);
@@ -77,12 +88,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
   const edit = defineTool({
     name: "edit",
     description: "Replace an exact string in a file (unique unless replace_all).",
-    input: z.object({
-      file_path: z.string().min(1),
-      old_string: z.string(),
-      new_string: z.string(),
-      replace_all: z.boolean().optional(),
-    }),
+    input: EDIT_INPUT,
     run({ file_path, old_string, new_string, replace_all }) {
       if (!old_string) throw new ToolError("edit: old_string must not be empty");
       let abs: string;
@@ -112,7 +118,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
   const glob = defineTool({
     name: "glob",
     description: "Find files by glob pattern (doublestar), newest first.",
-    input: z.object({ pattern: z.string().min(1), path: z.string().optional() }),
+    input: SEARCH_INPUT,
     idempotent: true,
     run({ pattern, path }) {
       if (pattern.startsWith("/") || pattern.split("/").includes("..")) {
@@ -137,7 +143,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
   const grep = defineTool({
     name: "grep",
     description: "Search file contents with a regular expression; prints file:line:text.",
-    input: z.object({ pattern: z.string().min(1), path: z.string().optional() }),
+    input: SEARCH_INPUT,
     idempotent: true,
     run({ pattern, path }) {
       let re: RegExp;

@@ -40,6 +40,8 @@ export const MAX_IDLE_MS = 60_000;
 /** Result send retry: 1 s doubling, capped at 30 s, within the lease TTL window. */
 export const SEND_BACKOFF_BASE_MS = 1_000;
 export const SEND_BACKOFF_CAP_MS = 30_000;
+/** Results that finish while a post is in flight go out together, up to this many a request. */
+export const MAX_RESULTS_PER_POST = 20;
 /** History page size (the API accepts up to 1000). */
 export const HISTORY_PAGE_LIMIT = 1000;
 
@@ -75,6 +77,8 @@ export interface SessionRunnerOptions {
   random?: () => number;
 }
 
+type Outgoing = { id: string; event: ToolResultParams | CustomToolResultParams; done: () => void };
+
 type Call = {
   id: string;
   name: string;
@@ -108,6 +112,10 @@ export class SessionRunner {
   #endResolve!: (end: RunnerEnd) => void;
   readonly #ended: Promise<RunnerEnd>;
   #draining = false;
+  /** One listener on the session signal stops every running tool (not one listener per call). */
+  readonly #hardStops = new Set<() => void>();
+  readonly #outbox: Outgoing[] = [];
+  #sending = false;
   #turnEnded = false;
   /** Ids handed to `onEvent` (kept only when there is an observer). */
   readonly #emitted = new Set<string>();
@@ -119,8 +127,12 @@ export class SessionRunner {
     this.#maxIdleMs = opts.maxIdleMs ?? MAX_IDLE_MS;
     this.#toolTimeoutMs = opts.toolTimeoutMs ?? TOOL_TIMEOUT_MS;
     this.#ended = new Promise((r) => (this.#endResolve = r));
-    if (opts.signal.aborted) this.#finish({ reason: "aborted" });
-    else opts.signal.addEventListener("abort", () => this.#finish({ reason: "aborted" }), { once: true });
+    const onAbort = () => {
+      this.#finish({ reason: "aborted" });
+      for (const stop of [...this.#hardStops]) stop();
+    };
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener("abort", onAbort, { once: true });
   }
 
   /** Calls held for confirmation or running now. */
@@ -412,62 +424,100 @@ export class SessionRunner {
   async #runTool(call: Call, timeoutMs: number): Promise<ToolResult> {
     const ac = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: () => void = () => {};
+    let stop!: (msg: string) => void;
     // Settles on the timeout or on a hard stop, so a tool that ignores its signal cannot hold
     // the session: the race answers without it.
     const cutOff = new Promise<ToolResult>((resolve) => {
-      timer = setTimeout(() => {
-        const msg = `${call.name}: timed out after ${timeoutMs}ms`;
-        ac.abort(new Error(msg));
-        resolve(errorResult(msg));
-      }, timeoutMs);
-      onAbort = () => {
-        const msg = `${call.name}: stopped: the session's work item ended`;
+      stop = (msg) => {
         ac.abort(new Error(msg));
         resolve(errorResult(msg));
       };
+      timer = setTimeout(() => stop(`${call.name}: timed out after ${timeoutMs}ms`), timeoutMs);
     });
-    if (this.#o.signal.aborted) onAbort();
-    else this.#o.signal.addEventListener("abort", onAbort, { once: true });
+    const onHardStop = () => stop(`${call.name}: stopped: the session's work item ended`);
+    if (this.#o.signal.aborted) onHardStop();
+    else this.#hardStops.add(onHardStop);
     try {
-      const ctx = { sessionId: this.#o.sessionId, toolUseId: call.id, signal: ac.signal, log: this.#log.child({ tool_use_id: call.id, tool: call.name }) };
-      // The race answers even a tool that ignores its abort signal.
+      const log = this.#log;
+      const ctx = {
+        sessionId: this.#o.sessionId,
+        toolUseId: call.id,
+        signal: ac.signal,
+        // Built on first use: most tools never log.
+        get log() {
+          return log.child({ tool_use_id: call.id, tool: call.name });
+        },
+      };
       return await Promise.race([this.#o.router.call(call.kind, call.name, call.input, ctx), cutOff]);
     } finally {
       clearTimeout(timer);
-      this.#o.signal.removeEventListener("abort", onAbort);
+      this.#hardStops.delete(onHardStop);
     }
   }
 
-  /** Post one result, retrying transient failures within the lease's TTL. */
-  async #post(call: Call, result: ToolResult): Promise<void> {
+  /**
+   * Queue one result for posting; resolves once it is posted or given up. Results are sent by
+   * one sender per session: the first goes out at once, and results that finish while a post is
+   * in flight go together in the next one (no added latency, far fewer requests in a batch).
+   */
+  #post(call: Call, result: ToolResult): Promise<void> {
     const event: ToolResultParams | CustomToolResultParams =
       call.kind === "builtin"
         ? { type: "user.tool_result", tool_use_id: call.id, content: result.content, is_error: result.is_error }
         : { type: "user.custom_tool_result", custom_tool_use_id: call.id, content: result.content, is_error: result.is_error };
+    return new Promise((done) => {
+      this.#outbox.push({ id: call.id, event, done });
+      if (!this.#sending) void this.#sendLoop();
+    });
+  }
+
+  async #sendLoop(): Promise<void> {
+    this.#sending = true;
+    try {
+      while (this.#outbox.length) {
+        const batch = this.#outbox.splice(0, MAX_RESULTS_PER_POST);
+        const outcome = await this.#send(batch);
+        if (outcome === "rejected" && batch.length > 1) {
+          // One bad result must not sink the others: post each alone.
+          for (const one of batch) {
+            await this.#send([one]);
+            one.done();
+          }
+          continue;
+        }
+        for (const one of batch) one.done();
+      }
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** POST results, retrying transient failures within the lease's TTL. */
+  async #send(batch: Outgoing[]): Promise<"posted" | "rejected" | "gave_up"> {
+    const ids = batch.map((b) => b.id);
     const windowMs = this.#o.sendWindowMs?.() ?? 300_000;
     const deadline = Date.now() + windowMs;
     const random = this.#o.random ?? Math.random;
     for (let attempt = 0; ; attempt++) {
-      if (this.#o.signal.aborted) return;
+      if (this.#o.signal.aborted) return "gave_up";
       try {
-        await this.#o.client.beta.sessions.events.send(this.#o.sessionId, { events: [event as never] }, { signal: this.#o.signal });
-        this.#answered.add(call.id);
-        return;
+        await this.#o.client.beta.sessions.events.send(this.#o.sessionId, { events: batch.map((b) => b.event) as never }, { signal: this.#o.signal });
+        for (const id of ids) this.#answered.add(id);
+        return "posted";
       } catch (err) {
-        if (this.#o.signal.aborted) return;
+        if (this.#o.signal.aborted) return "gave_up";
         const status = (err as { status?: number }).status;
         if (isFatal4xx(status)) {
-          this.#log.error("result rejected; giving up on this call", { tool_use_id: call.id, status, error: String(err) });
-          return;
+          if (batch.length === 1) this.#log.error("result rejected; giving up on this call", { tool_use_id: ids[0], status, error: String(err) });
+          return "rejected";
         }
         const wait = backoffMs(attempt, SEND_BACKOFF_BASE_MS, SEND_BACKOFF_CAP_MS, random);
         if (Date.now() + wait > deadline) {
-          // The ledger keeps the result: the next reconcile re-posts it rather than re-running.
-          this.#log.error("result not posted within the lease window", { tool_use_id: call.id, status, error: String(err) });
-          return;
+          // The ledger keeps the results: the next reconcile re-posts them rather than re-running.
+          this.#log.error("result not posted within the lease window", { tool_use_ids: ids, status, error: String(err) });
+          return "gave_up";
         }
-        this.#log.warn("posting result failed; retrying", { tool_use_id: call.id, status, attempt, wait_ms: wait });
+        this.#log.warn("posting result failed; retrying", { tool_use_ids: ids, status, attempt, wait_ms: wait });
         await sleep(wait, this.#o.signal).catch(() => {});
       }
     }

@@ -2,6 +2,11 @@
 // session. Each write reaches the OS before its promise resolves, so it survives a crash or a
 // kill -9 of the worker; with `fsync` it also survives power loss. Uses only node:fs, which
 // Deno and Bun implement too, so their shims reuse it.
+//
+// Without fsync a line is written with a synchronous write(2) into the page cache: a few
+// microseconds, against ~0.2 ms for a trip through the thread pool, and it sits on every tool
+// call's path twice. With fsync the wait is the disk's, so it goes through the thread pool.
+import { closeSync, openSync, writeSync } from "node:fs";
 import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import type { Ledger, LedgerEntry, SessionLedger } from "../../core/session/ledger.ts";
@@ -36,17 +41,33 @@ export class FileLedger implements Ledger {
       }
       entries.set(line.id, line.s === "done" ? { state: "done", result: line.r } : { state: "started" });
     }
-    const fh: FileHandle = await open(path, "a", 0o600);
+    // After a torn last line, start on a fresh line so the next entry is not glued to it.
+    const lead = text.length > 0 && !text.endsWith("\n") ? "\n" : "";
     const fsync = !!this.opts.fsync;
-    let chain: Promise<void> = Promise.resolve();
-    const append = (line: Line): Promise<void> => {
-      // Serialised so lines never interleave.
-      chain = chain.then(async () => {
-        await fh.appendFile(JSON.stringify(line) + "\n");
-        if (fsync) await fh.datasync();
-      });
-      return chain;
-    };
+    let append: (line: Line) => Promise<void>;
+    let closeFile: () => Promise<void>;
+    if (!fsync) {
+      const fd = openSync(path, "a", 0o600);
+      if (lead) writeSync(fd, lead);
+      append = async (line) => void writeSync(fd, JSON.stringify(line) + "\n");
+      closeFile = async () => closeSync(fd);
+    } else {
+      const fh: FileHandle = await open(path, "a", 0o600);
+      if (lead) await fh.appendFile(lead);
+      let chain: Promise<void> = Promise.resolve();
+      append = (line) => {
+        // Serialised so lines never interleave.
+        chain = chain.then(async () => {
+          await fh.appendFile(JSON.stringify(line) + "\n");
+          await fh.datasync();
+        });
+        return chain;
+      };
+      closeFile = async () => {
+        await chain.catch(() => {});
+        await fh.close();
+      };
+    }
     return {
       get: (id) => entries.get(id),
       started: async (id) => {
@@ -57,10 +78,7 @@ export class FileLedger implements Ledger {
         entries.set(id, { state: "done", result });
         await append({ id, s: "done", r: result });
       },
-      close: async () => {
-        await chain.catch(() => {});
-        await fh.close();
-      },
+      close: () => closeFile(),
     };
   }
 }
