@@ -195,6 +195,17 @@ describe("worker: lifecycle", () => {
     expect(work.started_at).toBeTruthy();
   });
 
+  it("answers a healthcheck item with ack, a heartbeat and a force-stop, and nothing else", async () => {
+    h = await startEmulator();
+    w = startWorker(h);
+    const work = h.emu.control.enqueueHealthcheck();
+    await expect.poll(() => h!.emu.control.getWork(work.id).state, { timeout: 5_000 }).toBe("stopped");
+    const done = h.emu.control.getWork(work.id);
+    expect(done.acknowledged_at).toBeTruthy();
+    expect(done.latest_heartbeat_at).toBeTruthy();
+    expect(h.emu.control.stats().requests["sessions.retrieve"] ?? 0).toBe(0);
+  });
+
   it("exits with a message that says what to fix on a rejected environment key", async () => {
     h = await startEmulator();
     const worker = new EnvironmentWorker({ environmentId: ENV_ID, environmentKey: "sk-ant-wrong-key-000000", baseURL: h.url, provision: () => ({ router: new Router() }) });

@@ -54,6 +54,9 @@ export function createEmulator(opts: EmulatorOptions = {}): Emulator {
     stopWork(workId, force = false) {
       return core.queue.stop(undefined, workId, force);
     },
+    enqueueHealthcheck(environmentId) {
+      return core.queue.enqueue(environmentId ?? firstEnv(), { type: "healthcheck", id: `hc_${crypto.randomUUID()}` });
+    },
     appendEvent(sessionId, event) {
       return core.sessions.append(sessionId, event, "control");
     },

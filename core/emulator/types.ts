@@ -111,6 +111,8 @@ export interface EmulatorControl {
   stealLease(workId: string): void;
   /** Operator stop (graceful unless `force`). Returns the Work object. */
   stopWork(workId: string, force?: boolean): WorkObject;
+  /** Enqueue a healthcheck work item (data `{type:"healthcheck", id}`). */
+  enqueueHealthcheck(environmentId?: string): WorkObject;
   /** Store any event as-is (no validation): malformed and unknown events for fault tests. */
   appendEvent(sessionId: string, event: EventDraft): SessionEvent;
   /** A `user.message` sent as the session's user would. Returns the stored event. */
