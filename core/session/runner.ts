@@ -422,14 +422,18 @@ export class SessionRunner {
   }
 
   async #runTool(call: Call, timeoutMs: number): Promise<ToolResult> {
-    const ac = new AbortController();
+    // The tool's AbortSignal is made only if the tool looks at it: most tools finish without,
+    // and an AbortController costs tens of microseconds on Node.
+    let ac: AbortController | undefined;
+    let stopped: Error | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let stop!: (msg: string) => void;
     // Settles on the timeout or on a hard stop, so a tool that ignores its signal cannot hold
     // the session: the race answers without it.
     const cutOff = new Promise<ToolResult>((resolve) => {
       stop = (msg) => {
-        ac.abort(new Error(msg));
+        stopped = new Error(msg);
+        ac?.abort(stopped);
         resolve(errorResult(msg));
       };
       timer = setTimeout(() => stop(`${call.name}: timed out after ${timeoutMs}ms`), timeoutMs);
@@ -442,7 +446,13 @@ export class SessionRunner {
       const ctx = {
         sessionId: this.#o.sessionId,
         toolUseId: call.id,
-        signal: ac.signal,
+        get signal(): AbortSignal {
+          if (!ac) {
+            ac = new AbortController();
+            if (stopped) ac.abort(stopped);
+          }
+          return ac.signal;
+        },
         // Built on first use: most tools never log.
         get log() {
           return log.child({ tool_use_id: call.id, tool: call.name });
