@@ -222,8 +222,9 @@ async function loadScenario(host: CliHost, config: Config): Promise<Scenario> {
 
 async function cmdEmulator(host: CliHost, config: Config): Promise<number> {
   const scenario = await loadScenario(host, config);
+  // With an API key the brain is the real Messages API; a --scenario still wins for its sessions.
   const apiKey = host.env.ANTHROPIC_API_KEY;
-  const emulator = createEmulator({ scenario, ...(apiKey ? { brain: "messages", anthropicApiKey: apiKey } : {}) });
+  const emulator = createEmulator(apiKey ? { brain: "messages", anthropicApiKey: apiKey, ...(config.scenario ? { scenario } : {}) } : { scenario });
   const served = await host.runtime.serve(emulator.fetch, { port: config.emulatorPort, hostname: config.emulatorHost });
   const env = emulator.environments[0]!;
   host.stdout(`Deft emulator listening on ${served.url} (brain: ${apiKey ? "Messages API" : `scenario "${scenario.name}"`})`);

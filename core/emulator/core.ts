@@ -26,6 +26,8 @@ export interface EmulatorOptions {
   /** "messages" drives turns with the real Messages API (needs anthropicApiKey). Default "scenario". */
   brain?: "scenario" | "messages";
   anthropicApiKey?: string;
+  /** Messages API endpoint for the "messages" brain (default: the SDK's). */
+  anthropicBaseUrl?: string;
   /** Model for the "messages" brain. */
   model?: string;
   /** When set, put api_base_url in the secret payload. */
@@ -100,6 +102,7 @@ export class EmulatorCore {
   readonly brainKind: "scenario" | "messages";
   readonly anthropicApiKey: string | undefined;
   readonly model: string | undefined;
+  readonly anthropicBaseUrl: string | undefined;
   readonly #log: (line: Record<string, unknown>) => void;
   faults: Faults = {};
   /** Sends still to fail under failSends.count. */
@@ -121,6 +124,7 @@ export class EmulatorCore {
     this.brainKind = opts.brain ?? "scenario";
     this.anthropicApiKey = opts.anthropicApiKey;
     this.model = opts.model;
+    this.anthropicBaseUrl = opts.anthropicBaseUrl;
     if (this.brainKind === "messages" && !this.anthropicApiKey) {
       throw new Error('createEmulator: brain "messages" needs anthropicApiKey');
     }
@@ -273,7 +277,8 @@ export class EmulatorCore {
     if (this.brainKind === "messages" && !scenario) {
       const apiKey = this.anthropicApiKey!;
       const model = this.model;
-      return (host) => new MessagesBrain(host, { apiKey, ...(model ? { model } : {}) });
+      const baseURL = this.anthropicBaseUrl;
+      return (host) => new MessagesBrain(host, { apiKey, ...(model ? { model } : {}), ...(baseURL ? { baseURL } : {}) });
     }
     if (!scenario) return null;
     return (host) => new ScenarioBrain(host, scenario);
