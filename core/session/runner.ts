@@ -25,13 +25,14 @@ import type { Logger } from "../log.ts";
 import { errorResult, type CallKind, type Router, type ToolResult } from "../router/mod.ts";
 import { backoffMs, isAbortError, sleep } from "../timing.ts";
 import type { SessionLedger } from "./ledger.ts";
+import { readSessionEvents } from "./sse.ts";
 
 /** Reconnect backoff: 500 ms doubling, capped at 10 s, reset by every event (spec §7.1). */
 export const STREAM_RECONNECT_BASE_MS = 500;
 export const STREAM_RECONNECT_CAP_MS = 10_000;
 /** After a connection that delivered events closes, reconnect after this short pause. */
 export const STREAM_RECONNECT_AFTER_EVENTS_MS = 50;
-/** A stream that delivers no event for this long is presumed dead and reopened. */
+/** A stream that delivers no bytes (not even a ping) for this long is presumed dead and reopened. */
 export const STREAM_IDLE_RECONNECT_MS = 90_000;
 /** Per-tool timeout unless the tool declares its own (spec §7.1). */
 export const TOOL_TIMEOUT_MS = 120_000;
@@ -178,24 +179,34 @@ export class SessionRunner {
       const conn = new AbortController();
       this.#conn = conn;
       let delivered = false;
-      let watchdog: ReturnType<typeof setTimeout> | undefined;
       const idleMs = this.#o.streamIdleMs ?? STREAM_IDLE_RECONNECT_MS;
-      const kick = () => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(() => conn.abort(new Error("stream idle")), idleMs);
+      // Watchdog: a stream silent for idleMs is presumed dead. Events only stamp a time; the
+      // timer re-arms itself for the remainder, so the hot path never touches a timer.
+      let lastEvent = Date.now();
+      let watchdog: ReturnType<typeof setTimeout> | undefined;
+      const check = () => {
+        const quiet = Date.now() - lastEvent;
+        if (quiet >= idleMs) conn.abort(new Error(`stream idle for ${idleMs}ms`));
+        else watchdog = setTimeout(check, idleMs - quiet);
       };
       try {
-        const stream = await this.#o.client.beta.sessions.events.stream(this.#o.sessionId, {}, { signal: conn.signal });
-        kick();
+        // The SDK opens the stream (auth, headers, retries on connect); Deft decodes the events.
+        const res = await this.#o.client.beta.sessions.events.stream(this.#o.sessionId, {}, { signal: conn.signal }).asResponse();
+        if (!res.body) throw new Error("the event stream answered without a body");
+        lastEvent = Date.now();
+        watchdog = setTimeout(check, idleMs);
         if (this.#end) break;
         await this.#reconcile(conn.signal);
-        for await (const raw of stream as AsyncIterable<unknown>) {
-          if (this.#end) break;
-          delivered = true;
-          failures = 0;
-          kick();
-          this.#onLive(raw);
-        }
+        await readSessionEvents(
+          res.body,
+          (raw) => {
+            if (this.#end) return;
+            delivered = true;
+            failures = 0;
+            this.#onLive(raw);
+          },
+          () => (lastEvent = Date.now()), // any bytes, pings included, prove the stream alive
+        );
         this.#log.debug("stream closed by server", {});
       } catch (err) {
         if (this.#end) break;
