@@ -41,6 +41,7 @@ export const MAX_IDLE_MS = 60_000;
 /** Result send retry: 1 s doubling, capped at 30 s, within the lease TTL window. */
 export const SEND_BACKOFF_BASE_MS = 1_000;
 export const SEND_BACKOFF_CAP_MS = 30_000;
+const RESULT_POST_HEADERS = { "anthropic-beta": "managed-agents-2026-04-01" };
 /** Results that finish while a post is in flight go out together, up to this many a request. */
 export const MAX_RESULTS_PER_POST = 20;
 /** History page size (the API accepts up to 1000). */
@@ -522,7 +523,14 @@ export class SessionRunner {
     for (let attempt = 0; ; attempt++) {
       if (this.#o.signal.aborted) return "gave_up";
       try {
-        await this.#o.client.beta.sessions.events.send(this.#o.sessionId, { events: batch.map((b) => b.event) as never }, { signal: this.#o.signal });
+        // The SDK's generic post (auth, retries, errors) rather than the resource method: the
+        // resource wrapper's tracing span and header merging doubled the cost of this, the one
+        // request on every tool call's path (BENCHMARKS.md).
+        await this.#o.client.post(`/v1/sessions/${encodeURIComponent(this.#o.sessionId)}/events`, {
+          body: { events: batch.map((b) => b.event) },
+          headers: RESULT_POST_HEADERS,
+          signal: this.#o.signal,
+        });
         for (const id of ids) this.#answered.add(id);
         return "posted";
       } catch (err) {
