@@ -27,11 +27,38 @@ export function jitterBetween(minMs: number, maxMs: number, random: () => number
   return Math.round(minMs + (maxMs - minMs) * random());
 }
 
-/** An AbortSignal that fires when any of the given signals fires (undefined entries ignored). */
-export function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal {
-  const present = signals.filter((s): s is AbortSignal => !!s);
-  if (present.length === 1) return present[0]!;
-  return AbortSignal.any(present);
+/**
+ * Many AbortControllers that stop together, without a listener per member on a shared signal
+ * (Node warns past 10 listeners, and each one is kept until its signal is collected).
+ */
+export class AbortGroup {
+  readonly #members = new Set<AbortController>();
+  #reason: unknown;
+  #aborted = false;
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  /** A new member; already aborted if the group is. Call {@link release} when done with it. */
+  join(): AbortController {
+    const ac = new AbortController();
+    if (this.#aborted) ac.abort(this.#reason);
+    else this.#members.add(ac);
+    return ac;
+  }
+
+  release(ac: AbortController): void {
+    this.#members.delete(ac);
+  }
+
+  abort(reason?: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    for (const ac of this.#members) ac.abort(reason);
+    this.#members.clear();
+  }
 }
 
 export function isAbortError(err: unknown): boolean {

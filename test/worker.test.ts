@@ -165,6 +165,17 @@ describe("worker: concurrency and timeouts", () => {
     expect(h!.emu.control.stats().requests["events.send"]).toBeLessThan(10);
   });
 
+  it("claims a burst of queued sessions with several polls at once, then long-polls alone", async () => {
+    h = await startEmulator();
+    h.emu.control.setFaults({ delayMs: { poll: 30, ack: 30 } });
+    const sc = scenario([one("write", { file_path: "a", content: "x" }, { contains: "wrote" })]);
+    const ids = Array.from({ length: 12 }, () => String(h!.emu.control.createSession({ scenario: sc }).id));
+    w = startWorker(h);
+    const reports = await Promise.all(ids.map((id) => h!.emu.control.waitFor(id, (r) => r.scenarioDone, 15_000)));
+    for (const r of reports) expect(answeredOnce(r)).toEqual([]);
+    expect(h.emu.control.stats().pollsInFlightPeak).toBeGreaterThan(1);
+  });
+
   it("answers a tool that overruns its timeout with an error", async () => {
     const { report } = await run(scenario([one("sleep", { ms: 5_000 }, { is_error: true, contains: "timed out after 200ms" })]), { toolTimeoutMs: 200 });
     expect(report.checksFailed).toEqual([]);

@@ -166,13 +166,19 @@ export function buildApp(core: EmulatorCore, control: EmulatorControl): Hono {
     const reclaim = intParam(c.req.query("reclaim_older_than_ms"), "reclaim_older_than_ms", 0, 86_400_000);
     const workerId = c.req.header("anthropic-worker-id");
     const signal = AbortSignal.any([c.req.raw.signal, core.shutdown.signal]);
-    const work = await core.queue.poll(envId, {
-      ...(blockMs !== undefined ? { blockMs } : {}),
-      ...(reclaim !== undefined ? { reclaimOlderThanMs: reclaim } : {}),
-      ...(workerId ? { workerId } : {}),
-      signal,
-    });
-    return c.json(work);
+    core.pollsInFlight++;
+    core.pollsInFlightPeak = Math.max(core.pollsInFlightPeak, core.pollsInFlight);
+    try {
+      const work = await core.queue.poll(envId, {
+        ...(blockMs !== undefined ? { blockMs } : {}),
+        ...(reclaim !== undefined ? { reclaimOlderThanMs: reclaim } : {}),
+        ...(workerId ? { workerId } : {}),
+        signal,
+      });
+      return c.json(work);
+    } finally {
+      core.pollsInFlight--;
+    }
   });
   app.get("/v1/environments/:env/work/stats", async (c) => {
     await core.enter("stats");

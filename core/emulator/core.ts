@@ -110,6 +110,8 @@ export class EmulatorCore {
   readonly requests: Record<string, number> = {};
   streamsOpen = 0;
   streamsOpened = 0;
+  pollsInFlight = 0;
+  pollsInFlightPeak = 0;
   sendsFailedByFault = 0;
   streamsDroppedByFault = 0;
   closed = false;
@@ -315,7 +317,8 @@ export class EmulatorCore {
   async enter(route: string): Promise<void> {
     this.requests[route] = (this.requests[route] ?? 0) + 1;
     const ms = this.faults.delayMs?.[route as FaultRoute];
-    if (ms && ms > 0) await sleep(ms, this.shutdown.signal);
+    // No shutdown signal here: a listener per delayed request on one shared signal adds up.
+    if (ms && ms > 0) await sleep(ms);
   }
 
   /** Whether this send should fail by fault; returns the status or null. */
@@ -339,6 +342,7 @@ export class EmulatorCore {
       requests: { ...this.requests },
       streamsOpen: this.streamsOpen,
       streamsOpened: this.streamsOpened,
+      pollsInFlightPeak: this.pollsInFlightPeak,
       deliveries: this.queue.deliveries,
       leaseLapses: this.queue.leaseLapses,
       sendsFailedByFault: this.sendsFailedByFault,

@@ -88,6 +88,8 @@ export interface EmulatorStats {
   requests: Record<string, number>;
   streamsOpen: number;
   streamsOpened: number;
+  /** The most polls held open at once (all environments). */
+  pollsInFlightPeak: number;
   deliveries: number;
   leaseLapses: number;
   sendsFailedByFault: number;

@@ -13,9 +13,11 @@ import { globalSecrets, silentLogger, type Logger } from "../log.ts";
 import type { Router, ToolResult, CallKind } from "../router/mod.ts";
 import { MemoryLedger, type Ledger } from "../session/ledger.ts";
 import { SessionRunner, type RunnerEnd } from "../session/runner.ts";
-import { anySignal, backoffMs, isAbortError, jitterBetween, sleep } from "../timing.ts";
+import { AbortGroup, backoffMs, isAbortError, jitterBetween, sleep } from "../timing.ts";
 import { Lease, type LeaseEnd } from "./lease.ts";
 
+/** Extra pollers started while a burst of items is being claimed (they stop when it ends). */
+export const POLL_BURST_HELPERS = 7;
 /** The API's cap on long-poll blocking. */
 export const POLL_BLOCK_MS = 999;
 /** An empty poll that came back faster than this did not block: pause before the next. */
@@ -109,10 +111,10 @@ export class EnvironmentWorker {
   readonly workerId: string;
   readonly #active = new Map<string, Active>();
   readonly #slotWaiters: Array<() => void> = [];
-  /** Aborts the poll loop (shutdown begins). */
-  readonly #stopPolling = new AbortController();
+  /** Aborts the poll loops' requests and pauses (shutdown begins). */
+  readonly #stopPolling = new AbortGroup();
   /** Aborts every session (shutdown past the drain timeout). */
-  readonly #hardStop = new AbortController();
+  readonly #hardStop = new AbortGroup();
   #shuttingDown = false;
   #running: Promise<void> | undefined;
 
@@ -173,58 +175,94 @@ export class EnvironmentWorker {
   }
 
   async #pollLoop(): Promise<void> {
-    const random = this.#o.random ?? Math.random;
     const max = Math.max(1, this.#o.maxSessions ?? MAX_SESSIONS);
-    let failures = 0;
     this.#log.info("worker started", { environment_id: this.#o.environmentId, worker_id: this.workerId, max_sessions: max });
     try {
-      while (!this.#shuttingDown) {
-        if (this.#active.size >= max) {
-          await new Promise<void>((r) => this.#slotWaiters.push(r));
-          continue;
-        }
-        const started = Date.now();
-        let work: Work | undefined;
-        try {
-          work = await this.#poll();
-          failures = 0;
-        } catch (err) {
-          if (this.#shuttingDown) break;
-          const status = (err as { status?: number }).status;
-          if (isFatal4xx(status)) throw fatalFromPoll(err, status!, this.#o.environmentId);
-          const wait = backoffMs(failures++, POLL_BACKOFF_BASE_MS, POLL_BACKOFF_CAP_MS, random);
-          this.#log.warn("poll failed; backing off", { status, error: errText(err), wait_ms: wait });
-          await sleep(wait, this.#stopPolling.signal).catch(() => {});
-          continue;
-        }
-        if (!work) {
-          if (Date.now() - started < POLL_FAST_EMPTY_MS) {
-            await sleep(jitterBetween(...POLL_EMPTY_PAUSE_MS, random), this.#stopPolling.signal).catch(() => {});
-          }
-          continue;
-        }
-        // Redelivered while we still serve it: only possible once our lease has ended (it
-        // lapsed, or was taken and lapsed again). Claim it anew once the old handler is done.
-        if (this.#active.get(work.id)?.lease?.ended === undefined && this.#active.has(work.id)) continue;
-        if (!(await this.#ack(work))) continue;
-        this.#serve(work);
-      }
+      await this.#poller(true, max);
     } finally {
       this.#stopPolling.abort();
     }
     await Promise.allSettled([...this.#active.values()].map((a) => a.done));
   }
 
-  async #poll(): Promise<Work | undefined> {
-    const raw = await this.#root.beta.environments.work.poll(
+  /** Slots taken by polls in flight, so that concurrent pollers never overshoot maxSessions. */
+  #reserved = 0;
+  #helpers = 0;
+
+  /**
+   * One poll loop. The primary long-polls for as long as the worker runs. When it claims an
+   * item, a burst may be queued behind it: it starts up to {@link POLL_BURST_HELPERS} helpers
+   * that poll without blocking and stop at the first empty answer, so a burst of sessions is
+   * claimed in parallel while an idle worker keeps a single long poll open.
+   */
+  async #poller(primary: boolean, max: number): Promise<void> {
+    const random = this.#o.random ?? Math.random;
+    let failures = 0;
+    while (!this.#shuttingDown) {
+      if (this.#active.size + this.#reserved >= max) {
+        if (!primary) return;
+        await new Promise<void>((r) => this.#slotWaiters.push(r));
+        continue;
+      }
+      this.#reserved++;
+      const started = Date.now();
+      let work: Work | undefined;
+      try {
+        work = await this.#poll(primary ? (this.#o.pollBlockMs ?? POLL_BLOCK_MS) : 1);
+        failures = 0;
+      } catch (err) {
+        this.#reserved--;
+        if (this.#shuttingDown || !primary) return;
+        const status = (err as { status?: number }).status;
+        if (isFatal4xx(status)) throw fatalFromPoll(err, status!, this.#o.environmentId);
+        const wait = backoffMs(failures++, POLL_BACKOFF_BASE_MS, POLL_BACKOFF_CAP_MS, random);
+        this.#log.warn("poll failed; backing off", { status, error: errText(err), wait_ms: wait });
+        await this.#untilShutdown((signal) => sleep(wait, signal)).catch(() => {});
+        continue;
+      }
+      if (!work) {
+        this.#reserved--;
+        if (!primary) return;
+        if (Date.now() - started < POLL_FAST_EMPTY_MS) {
+          await this.#untilShutdown((signal) => sleep(jitterBetween(...POLL_EMPTY_PAUSE_MS, random), signal)).catch(() => {});
+        }
+        continue;
+      }
+      // Redelivered while we still serve it: only possible once our lease has ended (it
+      // lapsed, or was taken and lapsed again). Claim it anew once the old handler is done.
+      const acked = !(this.#active.has(work.id) && this.#active.get(work.id)?.lease?.ended === undefined) && (await this.#ack(work));
+      this.#reserved--;
+      if (!acked) continue;
+      this.#serve(work);
+      while (primary && this.#helpers < POLL_BURST_HELPERS && this.#active.size + this.#reserved < max && !this.#shuttingDown) {
+        this.#helpers++;
+        void this.#poller(false, max)
+          .catch(() => {})
+          .finally(() => this.#helpers--);
+      }
+    }
+  }
+
+  /** Run `fn` with a signal that aborts when polling stops. */
+  async #untilShutdown<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ac = this.#stopPolling.join();
+    try {
+      return await fn(ac.signal);
+    } finally {
+      this.#stopPolling.release(ac);
+    }
+  }
+
+  async #poll(blockMs: number): Promise<Work | undefined> {
+    const raw = await this.#untilShutdown((signal) => this.#root.beta.environments.work.poll(
       this.#o.environmentId,
       {
-        block_ms: this.#o.pollBlockMs ?? POLL_BLOCK_MS,
+        block_ms: blockMs,
         "Anthropic-Worker-ID": this.workerId,
         ...(this.#o.reclaimOlderThanMs !== undefined ? { reclaim_older_than_ms: this.#o.reclaimOlderThanMs } : {}),
       },
-      { signal: this.#stopPolling.signal },
-    );
+      { signal },
+    ));
     if (raw == null || (typeof raw === "object" && Object.keys(raw).length === 0)) return undefined;
     const parsed = WorkSchema.safeParse(raw);
     if (!parsed.success) {
@@ -236,7 +274,7 @@ export class EnvironmentWorker {
 
   async #ack(work: Work): Promise<boolean> {
     try {
-      await this.#root.beta.environments.work.ack(work.id, { environment_id: this.#o.environmentId }, { signal: this.#stopPolling.signal });
+      await this.#untilShutdown((signal) => this.#root.beta.environments.work.ack(work.id, { environment_id: this.#o.environmentId }, { signal }));
       return true;
     } catch (err) {
       // Unacked, the item is delivered again after reclaim_older_than_ms.
@@ -275,6 +313,7 @@ export class EnvironmentWorker {
     let runnerEnd: RunnerEnd | undefined;
     let tools: SessionTools | undefined;
     let leaveForReclaim = false;
+    const hard = this.#hardStop.join();
     try {
       if (!sessionId) {
         await lease.claimed; // a healthcheck: ack, one beat, force-stop
@@ -282,7 +321,6 @@ export class EnvironmentWorker {
       }
       // A graceful stop (stopping/stopped, lease not extended) drains: in-flight calls finish and
       // post. Losing the lease aborts at once: the item is someone else's now.
-      const hard = new AbortController();
       lease.signal.addEventListener(
         "abort",
         () => {
@@ -291,7 +329,7 @@ export class EnvironmentWorker {
         },
         { once: true },
       );
-      const signal = anySignal(hard.signal, this.#hardStop.signal);
+      const signal = hard.signal;
       const [claimed, rawSession] = await Promise.all([lease.claimed, client.beta.sessions.retrieve(sessionId, {}, { signal })]);
       if (!claimed) return;
       const session = SessionSchema.safeParse(rawSession);
@@ -330,8 +368,9 @@ export class EnvironmentWorker {
         await ledger.close();
       }
     } catch (err) {
-      if (!(isAbortError(err) && (lease.ended || this.#hardStop.signal.aborted))) throw err;
+      if (!(isAbortError(err) && (lease.ended || this.#hardStop.aborted))) throw err;
     } finally {
+      this.#hardStop.release(hard);
       lease.release();
       let stopped = false;
       if (lease.lost) log.warn("lease lost; leaving the work item to its new holder", { lease: lease.ended });

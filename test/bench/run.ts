@@ -344,6 +344,15 @@ async function phase(w: Workload): Promise<ClientResult[]> {
   }
   return out;
 }
+if (process.env["BENCH_CONC_ONLY"] === "1") {
+  // A quick look at the concurrency phase alone (not written to BENCHMARKS.md).
+  const c = await runConcurrency("concurrency");
+  const within = c.firstResultMs.filter((ms) => ms <= CONC_WITHIN_MS).length;
+  console.log(`within 2 s: ${within}/${CONC_SESSIONS}; first result p50 ${fmt(percentile(c.firstResultMs, 50), 0)} ms, max ${fmt(Math.max(...c.firstResultMs), 0)} ms; RSS/session ${fmt((c.live.rss - c.idle.rss) / CONC_SESSIONS / KiB, 0)} KiB`);
+  await served.close();
+  emulator.close();
+  process.exit(0);
+}
 const spec = await phase(SPEC);
 process.stderr.write(`bench: ${CONC_SESSIONS} concurrent sessions on one Deft worker...`);
 const tc = performance.now();
