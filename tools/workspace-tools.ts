@@ -45,6 +45,19 @@ function text(tool: string, path: string, bytes: Uint8Array): string {
   }
 }
 
+/** Resolve and read a text file for `tool`, or throw the tool's error. */
+function load(ws: MemoryWorkspace, tool: string, path: string): { abs: string; body: string } {
+  let abs: string;
+  let bytes: Uint8Array;
+  try {
+    abs = ws.resolve(path);
+    bytes = ws.read(abs);
+  } catch (err) {
+    fail(tool, path, err);
+  }
+  return { abs, body: text(tool, path, bytes) };
+}
+
 export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Tool[] {
   const read = defineTool({
     name: "read",
@@ -52,15 +65,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
     input: READ_INPUT,
     idempotent: true,
     run({ file_path, view_range }) {
-      let abs: string;
-      let bytes: Uint8Array;
-      try {
-        abs = ws.resolve(file_path);
-        bytes = ws.read(abs);
-      } catch (err) {
-        fail("read", file_path, err);
-      }
-      const body = text("read", file_path, bytes);
+      const { body } = load(ws, "read", file_path);
       if (!view_range) return body;
       const lines = body.split("\n");
       const [start, end] = view_range;
@@ -91,15 +96,7 @@ export function workspaceTools(ws: MemoryWorkspace = new MemoryWorkspace()): Too
     input: EDIT_INPUT,
     run({ file_path, old_string, new_string, replace_all }) {
       if (!old_string) throw new ToolError("edit: old_string must not be empty");
-      let abs: string;
-      let bytes: Uint8Array;
-      try {
-        abs = ws.resolve(file_path);
-        bytes = ws.read(abs);
-      } catch (err) {
-        fail("edit", file_path, err);
-      }
-      const body = text("edit", file_path, bytes);
+      const { abs, body } = load(ws, "edit", file_path);
       const hits = body.split(old_string).length - 1;
       if (hits === 0) throw new ToolError(`edit: old_string not found in ${file_path}`);
       if (hits > 1 && !replace_all) throw new ToolError(`edit: old_string appears ${hits} times in ${file_path} (must be unique)`);

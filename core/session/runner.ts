@@ -26,6 +26,7 @@ import { errorResult, type CallKind, type Router, type ToolResult } from "../rou
 import { backoffMs, isAbortError, sleep } from "../timing.ts";
 import type { SessionLedger } from "./ledger.ts";
 import { readSessionEvents } from "./sse.ts";
+import { ResultPostError, ResultPoster } from "./result-poster.ts";
 
 /** Reconnect backoff: 500 ms doubling, capped at 10 s, reset by every event (spec §7.1). */
 export const STREAM_RECONNECT_BASE_MS = 500;
@@ -41,7 +42,6 @@ export const MAX_IDLE_MS = 60_000;
 /** Result send retry: 1 s doubling, capped at 30 s, within the lease TTL window. */
 export const SEND_BACKOFF_BASE_MS = 1_000;
 export const SEND_BACKOFF_CAP_MS = 30_000;
-const RESULT_POST_HEADERS = { "anthropic-beta": "managed-agents-2026-04-01" };
 /** Results that finish while a post is in flight go out together, up to this many a request. */
 export const MAX_RESULTS_PER_POST = 20;
 /** History page size (the API accepts up to 1000). */
@@ -117,6 +117,7 @@ export class SessionRunner {
   /** One listener on the session signal stops every running tool (not one listener per call). */
   readonly #hardStops = new Set<() => void>();
   readonly #outbox: Outgoing[] = [];
+  readonly #poster: ResultPoster;
   #sending = false;
   #turnEnded = false;
   /** Ids handed to `onEvent` (kept only when there is an observer). */
@@ -129,6 +130,7 @@ export class SessionRunner {
     this.#maxIdleMs = opts.maxIdleMs ?? MAX_IDLE_MS;
     this.#toolTimeoutMs = opts.toolTimeoutMs ?? TOOL_TIMEOUT_MS;
     this.#ended = new Promise((r) => (this.#endResolve = r));
+    this.#poster = new ResultPoster(opts.client, opts.sessionId);
     const onAbort = () => {
       this.#finish({ reason: "aborted" });
       for (const stop of [...this.#hardStops]) stop();
@@ -523,20 +525,18 @@ export class SessionRunner {
     for (let attempt = 0; ; attempt++) {
       if (this.#o.signal.aborted) return "gave_up";
       try {
-        // The SDK's generic post (auth, retries, errors) rather than the resource method: the
-        // resource wrapper's tracing span and header merging doubled the cost of this, the one
-        // request on every tool call's path (BENCHMARKS.md).
-        await this.#o.client.post(`/v1/sessions/${encodeURIComponent(this.#o.sessionId)}/events`, {
-          body: { events: batch.map((b) => b.event) },
-          headers: RESULT_POST_HEADERS,
-          signal: this.#o.signal,
-        });
+        await this.#poster.post(
+          batch.map((b) => b.event),
+          attempt,
+          this.#o.signal,
+        );
         for (const id of ids) this.#answered.add(id);
         return "posted";
       } catch (err) {
         if (this.#o.signal.aborted) return "gave_up";
         const status = (err as { status?: number }).status;
-        if (isFatal4xx(status)) {
+        const shouldRetry = err instanceof ResultPostError ? err.shouldRetry : undefined;
+        if (shouldRetry === false || (shouldRetry === undefined && isFatal4xx(status))) {
           if (batch.length === 1) this.#log.error("result rejected; giving up on this call", { tool_use_id: ids[0], status, error: String(err) });
           return "rejected";
         }

@@ -1,0 +1,69 @@
+/**
+ * The one request on every tool call's path: POST /v1/sessions/{id}/events with results.
+ *
+ * The SDK builds the request once per session (URL, auth, `anthropic-version`, beta and client
+ * headers, exactly as its own methods send them); each post reuses that template with a new
+ * body through the SDK's configured `fetch`. Going through the SDK's full request machinery for
+ * every post cost about 0.3x a minimal client's whole round trip per call (BENCHMARKS.md);
+ * retries and their window are the session runner's (within the lease TTL), so nothing of the
+ * SDK's per-request work is needed here. Errors carry `status` like the SDK's, and honour
+ * `x-should-retry` as the SDK does.
+ */
+import type Anthropic from "@anthropic-ai/sdk";
+import type { CustomToolResultParams, ToolResultParams } from "../contract/mod.ts";
+
+export class ResultPostError extends Error {
+  override name = "ResultPostError";
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    /** From `x-should-retry`, when the server said. */
+    readonly shouldRetry: boolean | undefined,
+  ) {
+    super(`posting results answered ${status}: ${body.slice(0, 300)}`);
+  }
+}
+
+type Template = { url: string; headers: Headers };
+
+export class ResultPoster {
+  #template: Promise<Template> | undefined;
+
+  constructor(
+    private readonly client: Anthropic,
+    private readonly sessionId: string,
+  ) {}
+
+  #build(): Promise<Template> {
+    return (this.#template ??= this.client
+      .buildRequest({
+        method: "post",
+        path: `/v1/sessions/${encodeURIComponent(this.sessionId)}/events`,
+        body: { events: [] },
+        headers: { "anthropic-beta": "managed-agents-2026-04-01" },
+      } as Parameters<Anthropic["buildRequest"]>[0])
+      .then(({ url, req }) => ({ url, headers: new Headers(req.headers as HeadersInit) }))
+      .catch((err) => {
+        this.#template = undefined; // build again next time
+        throw err;
+      }));
+  }
+
+  /** Post once. Resolves when the server accepted; throws {@link ResultPostError} or a network error. */
+  async post(events: Array<ToolResultParams | CustomToolResultParams>, attempt: number, signal: AbortSignal): Promise<void> {
+    const { url, headers } = await this.#build();
+    let sent = headers;
+    if (attempt > 0) {
+      sent = new Headers(headers);
+      sent.set("x-stainless-retry-count", String(attempt));
+    }
+    const fetchFn = (this.client as unknown as { fetch: typeof fetch }).fetch ?? fetch;
+    const res = await fetchFn(url, { method: "POST", headers: sent, body: JSON.stringify({ events }), signal });
+    if (res.ok) {
+      await res.body?.cancel();
+      return;
+    }
+    const retry = res.headers.get("x-should-retry");
+    throw new ResultPostError(res.status, await res.text().catch(() => ""), retry === "true" ? true : retry === "false" ? false : undefined);
+  }
+}
