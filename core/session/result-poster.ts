@@ -42,7 +42,13 @@ export class ResultPoster {
         body: { events: [] },
         headers: { "anthropic-beta": "managed-agents-2026-04-01" },
       } as Parameters<Anthropic["buildRequest"]>[0])
-      .then(({ url, req }) => ({ url, headers: new Headers(req.headers as HeadersInit) }))
+      .then(({ url, req }) => {
+        const headers = new Headers(req.headers as HeadersInit);
+        // The SDK's platform telemetry headers are dropped from this one hot request: every
+        // header is serialised here and parsed at the server on each call.
+        for (const name of [...headers.keys()]) if (name.startsWith("x-stainless-")) headers.delete(name);
+        return { url, headers };
+      })
       .catch((err) => {
         this.#template = undefined; // build again next time
         throw err;
@@ -57,8 +63,11 @@ export class ResultPoster {
       sent = new Headers(headers);
       sent.set("x-stainless-retry-count", String(attempt));
     }
+    if (signal.aborted) throw signal.reason;
     const fetchFn = (this.client as unknown as { fetch: typeof fetch }).fetch ?? fetch;
-    const res = await fetchFn(url, { method: "POST", headers: sent, body: JSON.stringify({ events }), signal });
+    // No signal on the request: a post is a few milliseconds, and a result that lands after a
+    // hard stop is harmless (the runner ignores it); a listener per post is not free.
+    const res = await fetchFn(url, { method: "POST", headers: sent, body: JSON.stringify({ events }) });
     if (res.ok) {
       await res.body?.cancel();
       return;
