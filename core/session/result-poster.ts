@@ -26,12 +26,17 @@ export class ResultPostError extends Error {
 
 type Template = { url: string; headers: Headers };
 
+/** A result post that has not been answered in this long is abandoned and retried. */
+export const POST_TIMEOUT_MS = 30_000;
+
 export class ResultPoster {
   #template: Promise<Template> | undefined;
+  #ac = new AbortController();
 
   constructor(
     private readonly client: Anthropic,
     private readonly sessionId: string,
+    private readonly timeoutMs = POST_TIMEOUT_MS,
   ) {}
 
   #build(): Promise<Template> {
@@ -56,23 +61,28 @@ export class ResultPoster {
   }
 
   /** Post once. Resolves when the server accepted; throws {@link ResultPostError} or a network error. */
-  async post(events: Array<ToolResultParams | CustomToolResultParams>, attempt: number, signal: AbortSignal): Promise<void> {
+  async post(events: Array<ToolResultParams | CustomToolResultParams>, signal: AbortSignal): Promise<void> {
     const { url, headers } = await this.#build();
-    let sent = headers;
-    if (attempt > 0) {
-      sent = new Headers(headers);
-      sent.set("x-stainless-retry-count", String(attempt));
-    }
     if (signal.aborted) throw signal.reason;
     const fetchFn = (this.client as unknown as { fetch: typeof fetch }).fetch ?? fetch;
-    // No signal on the request: a post is a few milliseconds, and a result that lands after a
-    // hard stop is harmless (the runner ignores it); a listener per post is not free.
-    const res = await fetchFn(url, { method: "POST", headers: sent, body: JSON.stringify({ events }) });
-    if (res.ok) {
-      await res.body?.cancel();
-      return;
+    // One controller per session, aborted only by this timeout: a hung post cannot hold the
+    // session, and no new AbortSignal is made per call. A post that lands after a hard stop is
+    // harmless (the runner has stopped caring), so the session's own signal is checked above only.
+    const ac = this.#ac;
+    const timer = setTimeout(() => {
+      ac.abort(new Error(`posting results timed out after ${this.timeoutMs}ms`));
+      this.#ac = new AbortController();
+    }, this.timeoutMs);
+    try {
+      const res = await fetchFn(url, { method: "POST", headers, body: JSON.stringify({ events }), signal: ac.signal });
+      if (res.ok) {
+        await res.body?.cancel();
+        return;
+      }
+      const retry = res.headers.get("x-should-retry");
+      throw new ResultPostError(res.status, await res.text().catch(() => ""), retry === "true" ? true : retry === "false" ? false : undefined);
+    } finally {
+      clearTimeout(timer);
     }
-    const retry = res.headers.get("x-should-retry");
-    throw new ResultPostError(res.status, await res.text().catch(() => ""), retry === "true" ? true : retry === "false" ? false : undefined);
   }
 }

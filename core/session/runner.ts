@@ -527,7 +527,6 @@ export class SessionRunner {
       try {
         await this.#poster.post(
           batch.map((b) => b.event),
-          attempt,
           this.#o.signal,
         );
         for (const id of ids) this.#answered.add(id);
