@@ -31,7 +31,6 @@ export const POST_TIMEOUT_MS = 30_000;
 
 export class ResultPoster {
   #template: Promise<Template> | undefined;
-  #ac = new AbortController();
 
   constructor(
     private readonly client: Anthropic,
@@ -65,16 +64,15 @@ export class ResultPoster {
     const { url, headers } = await this.#build();
     if (signal.aborted) throw signal.reason;
     const fetchFn = (this.client as unknown as { fetch: typeof fetch }).fetch ?? fetch;
-    // One controller per session, aborted only by this timeout: a hung post cannot hold the
-    // session, and no new AbortSignal is made per call. A post that lands after a hard stop is
-    // harmless (the runner has stopped caring), so the session's own signal is checked above only.
-    const ac = this.#ac;
-    const timer = setTimeout(() => {
-      ac.abort(new Error(`posting results timed out after ${this.timeoutMs}ms`));
-      this.#ac = new AbortController();
-    }, this.timeoutMs);
+    // A hung post is abandoned at the timeout (the runner retries). No AbortSignal on the
+    // request: a long-lived one gathers a listener per request in undici until they are
+    // collected (Node warns past 1500), and a fresh one per call costs more than this race.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`posting results timed out after ${this.timeoutMs}ms`)), this.timeoutMs);
+    });
     try {
-      const res = await fetchFn(url, { method: "POST", headers, body: JSON.stringify({ events }), signal: ac.signal });
+      const res = await Promise.race([fetchFn(url, { method: "POST", headers, body: JSON.stringify({ events }) }), timedOut]);
       if (res.ok) {
         await res.body?.cancel();
         return;
