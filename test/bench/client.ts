@@ -10,6 +10,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
+import v8 from "node:v8";
 import { join } from "node:path";
 import { Router } from "../../core/router/mod.ts";
 import { EnvironmentWorker } from "../../core/worker/mod.ts";
@@ -38,7 +39,8 @@ function memory(): Reply {
   gc?.();
   gc?.();
   const m = process.memoryUsage();
-  return { type: "mem", gc: !!gc, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers };
+  const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
+  return { type: "mem", gc: !!gc, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
 }
 
 async function main(): Promise<void> {

@@ -348,6 +348,9 @@ if (process.env["BENCH_CONC_ONLY"] === "1") {
   // A quick look at the concurrency phase alone (not written to BENCHMARKS.md).
   const c = await runConcurrency("concurrency");
   const within = c.firstResultMs.filter((ms) => ms <= CONC_WITHIN_MS).length;
+  const sp = (m: unknown) => (m as { spaces: Record<string, { size: number; used: number }> }).spaces;
+  for (const k of Object.keys(sp(c.idle))) console.log(k.padEnd(28), "size", fmt(sp(c.idle)[k]!.size / MiB, 1), "→", fmt(sp(c.live)[k]!.size / MiB, 1), " used", fmt(sp(c.idle)[k]!.used / MiB, 1), "→", fmt(sp(c.live)[k]!.used / MiB, 1));
+  console.log("rss", fmt(c.idle.rss / MiB, 1), "→", fmt(c.live.rss / MiB, 1), "external", fmt(c.idle.external / MiB, 1), "→", fmt(c.live.external / MiB, 1));
   console.log(`within 2 s: ${within}/${CONC_SESSIONS}; first result p50 ${fmt(percentile(c.firstResultMs, 50), 0)} ms, max ${fmt(Math.max(...c.firstResultMs), 0)} ms; RSS/session ${fmt((c.live.rss - c.idle.rss) / CONC_SESSIONS / KiB, 0)} KiB`);
   await served.close();
   emulator.close();
