@@ -535,7 +535,7 @@ ${machine}
 
 ${ratioTable(spec)}
 
-### One Deft worker (in-memory ledger, maxSessions 128), ${CONC_SESSIONS} sessions at once
+### One Deft worker (in-memory ledger, maxSessions ${2 * CONC_SESSIONS + 8}), ${CONC_SESSIONS} sessions at once (then ${CONC_SESSIONS} more)
 
 ${concTable}
 
