@@ -1,5 +1,5 @@
 // A Server-Sent Events response built on a plain ReadableStream, so it works
-// unchanged on @hono/node-server, Deno.serve and Bun.serve.
+// unchanged on the Node, Deno and Bun servers.
 import type { SessionEvent } from "./types.ts";
 
 export interface SseOptions {
