@@ -9,7 +9,7 @@ import { createLogger, type Logger } from "./log.ts";
 import type { CliHost } from "./runtime.ts";
 import { transcriptHooks } from "./transcript.ts";
 import { EnvironmentWorker, WorkerFatalError, type WorkerHooks } from "./worker/mod.ts";
-import { DEMO_SCENARIO, demoCustomTools } from "./demo.ts";
+import { demoCustomTools, demoScenario } from "./demo.ts";
 import { MemoryWorkspace, workspaceTools } from "../tools/mod.ts";
 
 export const VERSION = "0.1.0";
@@ -208,8 +208,8 @@ async function cmdWorker(host: CliHost, config: Config): Promise<number> {
   }
 }
 
-async function loadScenario(host: CliHost, config: Config): Promise<Scenario> {
-  if (!config.scenario) return DEMO_SCENARIO;
+async function loadScenario(host: CliHost, config: Config, custom: boolean): Promise<Scenario> {
+  if (!config.scenario) return demoScenario({ custom });
   const text = await host.readTextFile(config.scenario).catch((e) => {
     throw new ConfigError(`scenario: cannot read ${config.scenario}: ${e instanceof Error ? e.message : e}`);
   });
@@ -221,14 +221,14 @@ async function loadScenario(host: CliHost, config: Config): Promise<Scenario> {
 }
 
 async function cmdEmulator(host: CliHost, config: Config): Promise<number> {
-  const scenario = await loadScenario(host, config);
+  const scenario = await loadScenario(host, config, false);
   // With an API key the brain is the real Messages API; a --scenario still wins for its sessions.
   const apiKey = host.env.ANTHROPIC_API_KEY;
   const emulator = createEmulator(apiKey ? { brain: "messages", anthropicApiKey: apiKey, ...(config.scenario ? { scenario } : {}) } : { scenario });
   const served = await host.runtime.serve(emulator.fetch, { port: config.emulatorPort, hostname: config.emulatorHost });
   const env = emulator.environments[0]!;
   host.stdout(`Deft emulator listening on ${served.url} (brain: ${apiKey ? "Messages API" : `scenario "${scenario.name}"`})`);
-  host.stdout(`  ANTHROPIC_BASE_URL=${served.url} ANTHROPIC_ENVIRONMENT_ID=${env.id} ANTHROPIC_ENVIRONMENT_KEY=${env.key} deft worker`);
+  host.stdout(`  serve it: ANTHROPIC_BASE_URL=${served.url} ANTHROPIC_ENVIRONMENT_ID=${env.id} ANTHROPIC_ENVIRONMENT_KEY=${env.key} node bin/deft.mjs worker`);
   host.stdout(`  create a session: POST ${served.url}/_emulator/sessions (or POST /v1/sessions with the API key sk-ant-emu-admin)`);
   await new Promise<void>((resolve) => {
     const off = host.onSignal(() => {
@@ -242,7 +242,7 @@ async function cmdEmulator(host: CliHost, config: Config): Promise<number> {
 }
 
 async function cmdDev(host: CliHost, config: Config): Promise<number> {
-  const scenario = await loadScenario(host, config);
+  const scenario = await loadScenario(host, config, true);
   const custom = [...demoCustomTools(host.runtime.name), ...(await loadCustomTools(host, config))];
   const emulator = createEmulator({ scenario });
   const served = await host.runtime.serve(emulator.fetch, { port: 0, hostname: "127.0.0.1" });

@@ -18,7 +18,22 @@ export function demoCustomTools(runtimeName: string): Tool[] {
   ];
 }
 
-export const DEMO_SCENARIO: Scenario = {
+/**
+ * The demo scenario. `custom: true` (what `deft dev` runs) adds a call to the custom tool
+ * `deft_whereami`, which only `deft dev` registers; `deft emulator` serves it without, so that a
+ * plain `deft worker` can finish it.
+ */
+export function demoScenario({ custom }: { custom: boolean }): Scenario {
+  if (custom) return DEMO_SCENARIO;
+  const strip = (calls: Array<{ custom?: boolean }>) => calls.filter((c) => !c.custom);
+  return {
+    ...DEMO_SCENARIO,
+    custom_tools: [],
+    turns: DEMO_SCENARIO.turns.map((t) => ({ ...t, steps: (t.steps ?? []).map((st) => ({ ...st, calls: strip(st.calls ?? []) as typeof st.calls })) })),
+  };
+}
+
+const DEMO_SCENARIO: Scenario = {
   name: "deft-dev-demo",
   description: "Sets up a tiny project with the file tools, then edits and searches it.",
   custom_tools: [
