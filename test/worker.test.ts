@@ -217,6 +217,27 @@ describe("worker: lifecycle", () => {
     expect(h.emu.control.stats().requests["sessions.retrieve"] ?? 0).toBe(0);
   });
 
+  it("uses the environment key only to poll and ack; every per-item call carries the sessions token", async () => {
+    const calls: Array<{ route: string; auth: string }> = [];
+    const recording: typeof fetch = (input, init) => {
+      const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+      const auth = new Headers(init?.headers).get("authorization") ?? "";
+      const route = url.pathname.replace(/(work|sesn|sevt|env)_[A-Za-z0-9]+/g, "$1_*");
+      calls.push({ route: `${init?.method ?? "GET"} ${route}`, auth: auth.startsWith(`Bearer ${ENV_KEY}`) ? "env" : /^Bearer sk-ant-req-/.test(auth) ? "token" : auth });
+      return fetch(input, init);
+    };
+    await run(scenario([one("write", { file_path: "a", content: "x" }, { contains: "wrote" })]), { fetch: recording });
+    await expect.poll(() => calls.some((c) => c.route.endsWith("/stop")), { timeout: 5_000 }).toBe(true);
+    const byRoute = new Map<string, Set<string>>();
+    for (const c of calls) byRoute.set(c.route, (byRoute.get(c.route) ?? new Set()).add(c.auth));
+    const kinds = (suffix: string) => [...(byRoute.get([...byRoute.keys()].find((r) => r.endsWith(suffix))!) ?? [])];
+    expect(kinds("/work/poll")).toEqual(["env"]);
+    expect(kinds("/ack")).toEqual(["env"]);
+    for (const per of ["/heartbeat", "/stop", "GET /v1/sessions/sesn_*", "/events/stream", "POST /v1/sessions/sesn_*/events", "GET /v1/sessions/sesn_*/events"]) {
+      expect(kinds(per), per).toEqual(["token"]);
+    }
+  });
+
   it("exits with a message that says what to fix on a rejected environment key", async () => {
     h = await startEmulator();
     const worker = new EnvironmentWorker({ environmentId: ENV_ID, environmentKey: "sk-ant-wrong-key-000000", baseURL: h.url, provision: () => ({ router: new Router() }) });

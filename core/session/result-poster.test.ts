@@ -24,7 +24,7 @@ describe("ResultPoster", () => {
     });
     close = served.close;
     const client = new Anthropic({ baseURL: served.url, authToken: "sk-ant-req-test-token", apiKey: null });
-    const poster = new ResultPoster(client, "sesn_1", 300);
+    const poster = new ResultPoster(client, "sesn_1", {}, 300);
     const never = new AbortController().signal;
     await expect(poster.post([event], never)).rejects.toThrow(/timed out after 300ms/);
     await poster.post([event], never);

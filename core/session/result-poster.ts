@@ -35,6 +35,8 @@ export class ResultPoster {
   constructor(
     private readonly client: Anthropic,
     private readonly sessionId: string,
+    /** Headers that authenticate this work item's calls. */
+    private readonly auth: Record<string, string> = {},
     private readonly timeoutMs = POST_TIMEOUT_MS,
   ) {}
 
@@ -44,7 +46,7 @@ export class ResultPoster {
         method: "post",
         path: `/v1/sessions/${encodeURIComponent(this.sessionId)}/events`,
         body: { events: [] },
-        headers: { "anthropic-beta": "managed-agents-2026-04-01" },
+        headers: { ...this.auth, "anthropic-beta": "managed-agents-2026-04-01" },
       } as Parameters<Anthropic["buildRequest"]>[0])
       .then(({ url, req }) => {
         const headers = new Headers(req.headers as HeadersInit);

@@ -59,8 +59,10 @@ export interface RunnerEnd {
 }
 
 export interface SessionRunnerOptions {
-  /** A client authenticated for this work item (sessions token, or the environment key). */
+  /** The API client. */
   client: Anthropic;
+  /** Headers that authenticate this work item's calls (the sessions token), added to each. */
+  headers?: Record<string, string>;
   sessionId: string;
   router: Router;
   ledger: SessionLedger;
@@ -130,7 +132,7 @@ export class SessionRunner {
     this.#maxIdleMs = opts.maxIdleMs ?? MAX_IDLE_MS;
     this.#toolTimeoutMs = opts.toolTimeoutMs ?? TOOL_TIMEOUT_MS;
     this.#ended = new Promise((r) => (this.#endResolve = r));
-    this.#poster = new ResultPoster(opts.client, opts.sessionId);
+    this.#poster = new ResultPoster(opts.client, opts.sessionId, opts.headers);
     const onAbort = () => {
       this.#finish({ reason: "aborted" });
       for (const stop of [...this.#hardStops]) stop();
@@ -194,7 +196,7 @@ export class SessionRunner {
       };
       try {
         // The SDK opens the stream (auth, headers, retries on connect); Deft decodes the events.
-        const res = await this.#o.client.beta.sessions.events.stream(this.#o.sessionId, {}, { signal: conn.signal }).asResponse();
+        const res = await this.#o.client.beta.sessions.events.stream(this.#o.sessionId, {}, { signal: conn.signal, headers: this.#o.headers }).asResponse();
         if (!res.body) throw new Error("the event stream answered without a body");
         lastEvent = Date.now();
         watchdog = setTimeout(check, idleMs);
@@ -243,7 +245,7 @@ export class SessionRunner {
       for await (const ev of this.#o.client.beta.sessions.events.list(
         this.#o.sessionId,
         { limit: HISTORY_PAGE_LIMIT },
-        { signal },
+        { signal, headers: this.#o.headers },
       ) as AsyncIterable<unknown>) {
         history.push(ev);
       }

@@ -29,6 +29,8 @@ export interface LeaseEnd {
 
 export interface LeaseOptions {
   client: Anthropic;
+  /** Headers that authenticate this item's calls (the sessions token), added to each beat. */
+  headers?: Record<string, string>;
   environmentId: string;
   workId: string;
   log: Logger;
@@ -119,7 +121,7 @@ export class Lease {
           expected_last_heartbeat: this.#last,
           ...(this.#o.desiredTtlSeconds ? { desired_ttl_seconds: this.#o.desiredTtlSeconds } : {}),
         },
-        { signal: ac.signal, maxRetries: 0 },
+        { signal: ac.signal, maxRetries: 0, headers: this.#o.headers },
       );
       if (this.#end) return;
       const parsed = HeartbeatResponseSchema.safeParse(raw);

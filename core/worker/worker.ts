@@ -306,8 +306,11 @@ export class EnvironmentWorker {
     if (work.secret && !secret) log.warn("work secret could not be decoded; using the environment key", {});
     const token = secret?.sessions_token;
     globalSecrets.add(token);
-    const client = token ? this.#root.withOptions({ authToken: token, apiKey: null, baseURL: this.#root.baseURL }) : this.#root;
-    const lease = new Lease({ client, environmentId: this.#o.environmentId, workId: work.id, log });
+    // Per-item calls carry the sessions token as a per-request header on the one shared client
+    // (a client per item cost ~7 KiB and ~0.2 ms to build, times every live session).
+    const client = this.#root;
+    const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+    const lease = new Lease({ client, headers, environmentId: this.#o.environmentId, workId: work.id, log });
     entry.lease = lease;
     lease.start(); // before anything slow: the lease is the only thing keeping the item ours
     let runnerEnd: RunnerEnd | undefined;
@@ -330,7 +333,7 @@ export class EnvironmentWorker {
         { once: true },
       );
       const signal = hard.signal;
-      const [claimed, rawSession] = await Promise.all([lease.claimed, client.beta.sessions.retrieve(sessionId, {}, { signal })]);
+      const [claimed, rawSession] = await Promise.all([lease.claimed, client.beta.sessions.retrieve(sessionId, {}, { signal, headers })]);
       if (!claimed) return;
       const session = SessionSchema.safeParse(rawSession);
       if (!session.success) throw new Error(`session ${sessionId} is malformed: ${session.error.issues[0]?.message}`);
@@ -343,6 +346,7 @@ export class EnvironmentWorker {
       const hooks = this.#o.hooks;
       const runner = new SessionRunner({
         client,
+        headers,
         sessionId,
         router: tools.router,
         ledger,
@@ -375,7 +379,7 @@ export class EnvironmentWorker {
       let stopped = false;
       if (lease.lost) log.warn("lease lost; leaving the work item to its new holder", { lease: lease.ended });
       else if (leaveForReclaim) log.info("shutdown with calls outstanding; leaving the item to be reclaimed", {});
-      else stopped = await this.#forceStop(client, work.id, log);
+      else stopped = await this.#forceStop(headers, work.id, log);
       try {
         await tools?.close?.();
       } catch (err) {
@@ -386,9 +390,9 @@ export class EnvironmentWorker {
     }
   }
 
-  async #forceStop(client: Anthropic, workId: string, log: Logger): Promise<boolean> {
+  async #forceStop(headers: Record<string, string> | undefined, workId: string, log: Logger): Promise<boolean> {
     try {
-      await client.beta.environments.work.stop(workId, { environment_id: this.#o.environmentId, force: true });
+      await this.#root.beta.environments.work.stop(workId, { environment_id: this.#o.environmentId, force: true }, { headers });
       return true;
     } catch (err) {
       const status = (err as { status?: number }).status;
