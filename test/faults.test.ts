@@ -69,6 +69,42 @@ describe("faults", () => {
     expect(h.emu.control.stats().streamsDroppedByFault).toBeGreaterThan(3);
   });
 
+  it("a result that could not be posted within the lease window is posted after the next reconnect, not re-run", async () => {
+    h = await startEmulator({ leaseTtlSeconds: 2 });
+    h.emu.control.setFaults({ failSends: { status: 503, count: 2 } });
+    const w = startWorker(h);
+    workers.push(w);
+    const sc = { name: "late", turns: [{ user: "go", steps: [{ calls: [call("write", { file_path: "a", content: "x" }, { contains: "wrote" })] }] }], end: "terminate" } as Scenario;
+    const id = String(h.emu.control.createSession({ scenario: sc }).id);
+    // Two failed posts 1 s apart, and the next wait would pass the 2 s window: given up.
+    await expect.poll(() => w.lines.join("\n"), { timeout: 10_000 }).toContain("result not posted within the lease window");
+    expect(h.emu.control.report(id).toolUses[0]!.results).toBe(0);
+    h.emu.control.clearFaults();
+    expect(h.emu.control.dropStreams(id)).toBe(1);
+    const report = await h.emu.control.waitFor(id, (r) => r.scenarioDone, 10_000);
+    assertClean(report, [w.counter]);
+    expect(w.counter.runs.size).toBe(1);
+  });
+
+  it("reconnects list only the recent history", async () => {
+    const lists: string[] = [];
+    const recording: typeof fetch = (input, init) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      if (/\/events\?/.test(url) && (init?.method ?? "GET") === "GET") lists.push(decodeURIComponent(url));
+      return fetch(input, init);
+    };
+    h = await startEmulator();
+    h.emu.control.setFaults({ dropStreamAfterEvents: 3 });
+    const w = startWorker(h, { fetch: recording });
+    workers.push(w);
+    const id = String(h.emu.control.createSession({ scenario: busyScenario() }).id);
+    const report = await h.emu.control.waitFor(id, (r) => r.scenarioDone, 30_000);
+    assertClean(report, [w.counter]);
+    expect(lists.length).toBeGreaterThan(2);
+    expect(lists[0]).not.toContain("created_at[gte]");
+    expect(lists.slice(1).every((u) => u.includes("created_at[gte]"))).toBe(true);
+  });
+
   it("sends fail with 503 for a while", async () => {
     h = await startEmulator();
     const w = startWorker(h, { maxRetries: 0 });

@@ -48,6 +48,9 @@ export function createEmulator(opts: EmulatorOptions = {}): Emulator {
     clearFaults() {
       core.setFaults({});
     },
+    dropStreams(sessionId) {
+      return core.sessions.dropStreams(sessionId);
+    },
     stealLease(workId) {
       core.queue.steal(workId);
     },

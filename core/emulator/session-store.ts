@@ -407,6 +407,13 @@ export class SessionStore {
     };
   }
 
+  /** End every open stream of the session (a fault for tests); returns how many were open. */
+  dropStreams(id: string): number {
+    const subs = [...this.#rec(id).subscribers];
+    for (const sub of subs) sub.close();
+    return subs.length;
+  }
+
   report(id: string): SessionReport {
     const r = this.#sessions.get(id);
     if (!r) throw notFound(`session ${id} not found`);

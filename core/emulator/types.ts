@@ -109,6 +109,8 @@ export interface EmulatorControl {
   registerScenario(name: string, scenario: Scenario): void;
   setFaults(faults: Faults): void;
   clearFaults(): void;
+  /** End every open event stream of the session now; returns how many were open. */
+  dropStreams(sessionId: string): number;
   /** Simulate another worker taking the lease: the stored last_heartbeat changes. */
   stealLease(workId: string): void;
   /** Operator stop (graceful unless `force`). Returns the Work object. */

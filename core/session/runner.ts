@@ -44,6 +44,8 @@ export const SEND_BACKOFF_BASE_MS = 1_000;
 export const SEND_BACKOFF_CAP_MS = 30_000;
 /** Results that finish while a post is in flight go out together, up to this many a request. */
 export const MAX_RESULTS_PER_POST = 20;
+/** Later history listings start this long before the newest event already handled. */
+export const HISTORY_OVERLAP_MS = 5_000;
 /** History page size (the API accepts up to 1000). */
 export const HISTORY_PAGE_LIMIT = 1000;
 
@@ -81,7 +83,7 @@ export interface SessionRunnerOptions {
   random?: () => number;
 }
 
-type Outgoing = { id: string; event: ToolResultParams | CustomToolResultParams; done: () => void };
+type Outgoing = { call: Call; event: ToolResultParams | CustomToolResultParams; done: () => void };
 
 type Call = {
   id: string;
@@ -119,6 +121,10 @@ export class SessionRunner {
   /** One listener on the session signal stops every running tool (not one listener per call). */
   readonly #hardStops = new Set<() => void>();
   readonly #outbox: Outgoing[] = [];
+  /** Calls whose recorded result did not get through; posted again (not re-run) on reconcile. */
+  readonly #unposted = new Map<string, Call>();
+  /** `processed_at` of the newest event handled: later reconciles list only from about there. */
+  #since: string | undefined;
   readonly #poster: ResultPoster;
   #sending = false;
   #turnEnded = false;
@@ -242,9 +248,14 @@ export class SessionRunner {
   async #reconcile(signal: AbortSignal): Promise<void> {
     const history: unknown[] = [];
     try {
+      // The first listing reads the whole history; later ones start a margin before the newest
+      // event already handled (ids dedupe the overlap): a reconnect costs O(new events), not
+      // O(history). Calls from before that point that still lack a result are known here
+      // (running, held, or in #unposted), so nothing older needs listing again.
+      const since = this.#since ? new Date(Date.parse(this.#since) - HISTORY_OVERLAP_MS).toISOString() : undefined;
       for await (const ev of this.#o.client.beta.sessions.events.list(
         this.#o.sessionId,
-        { limit: HISTORY_PAGE_LIMIT },
+        { limit: HISTORY_PAGE_LIMIT, ...(since ? { "created_at[gte]": since } : {}) },
         { signal, headers: this.#o.headers },
       ) as AsyncIterable<unknown>) {
         history.push(ev);
@@ -267,6 +278,7 @@ export class SessionRunner {
       }
       const ev = parsed.event;
       if (ev.id) ids.add(ev.id);
+      this.#noteTime(ev);
       this.#emit(ev);
       if (!isNeutral(ev.type)) lastTurnEnding = ev.type === "session.status_idle" ? endsTurn(ev as KnownEvent) : false;
       if (!parsed.known) continue;
@@ -302,8 +314,12 @@ export class SessionRunner {
       if (!this.#answered.has(call.id)) this.#route(call);
       else this.#seen.add(call.id);
     }
+    for (const call of this.#unposted.values()) {
+      this.#unposted.delete(call.id);
+      if (!this.#answered.has(call.id)) this.#execute(call); // the ledger has its result: re-post only
+    }
     // An idle missed while disconnected still ends the session.
-    this.#turnEnded = !!lastTurnEnding;
+    if (lastTurnEnding !== undefined) this.#turnEnded = lastTurnEnding;
     if (lastTurnEnding) this.#armIdle();
   }
 
@@ -315,6 +331,7 @@ export class SessionRunner {
     }
     const ev = parsed.event;
     if (ev.id && this.#historyIds.has(ev.id)) return;
+    this.#noteTime(ev);
     this.#emit(ev);
     if (!isNeutral(ev.type)) {
       this.#turnEnded = ev.type === "session.status_idle" && endsTurn(ev as KnownEvent);
@@ -362,6 +379,10 @@ export class SessionRunner {
         this.#log.warn("session error", { error: k.error });
         break;
     }
+  }
+
+  #noteTime(ev: { type: string; processed_at?: unknown }) {
+    if (typeof ev.processed_at === "string" && ev.processed_at) this.#since = ev.processed_at;
   }
 
   /** Hand each event to the observer once, whether it came from history or the stream. */
@@ -492,7 +513,7 @@ export class SessionRunner {
         ? { type: "user.tool_result", tool_use_id: call.id, content: result.content, is_error: result.is_error }
         : { type: "user.custom_tool_result", custom_tool_use_id: call.id, content: result.content, is_error: result.is_error };
     return new Promise((done) => {
-      this.#outbox.push({ id: call.id, event, done });
+      this.#outbox.push({ call, event, done });
       if (!this.#sending) void this.#sendLoop();
     });
   }
@@ -506,11 +527,12 @@ export class SessionRunner {
         if (outcome === "rejected" && batch.length > 1) {
           // One bad result must not sink the others: post each alone.
           for (const one of batch) {
-            await this.#send([one]);
+            if ((await this.#send([one])) === "gave_up") this.#keepUnposted(one.call);
             one.done();
           }
           continue;
         }
+        if (outcome === "gave_up") for (const one of batch) this.#keepUnposted(one.call);
         for (const one of batch) one.done();
       }
     } finally {
@@ -518,9 +540,14 @@ export class SessionRunner {
     }
   }
 
+  /** A result that could not be posted within the window: the next reconcile posts it again. */
+  #keepUnposted(call: Call) {
+    if (!this.#o.signal.aborted) this.#unposted.set(call.id, call);
+  }
+
   /** POST results, retrying transient failures within the lease's TTL. */
   async #send(batch: Outgoing[]): Promise<"posted" | "rejected" | "gave_up"> {
-    const ids = batch.map((b) => b.id);
+    const ids = batch.map((b) => b.call.id);
     const windowMs = this.#o.sendWindowMs?.() ?? 300_000;
     const deadline = Date.now() + windowMs;
     const random = this.#o.random ?? Math.random;
