@@ -576,7 +576,7 @@ worker's first poll) to the emulator receiving its first result (the \`write\`);
 items one poll at a time. Added memory per session is (with all ${CONC_SESSIONS} idle sessions live − idle
 worker) / ${CONC_SESSIONS}; that average includes what the process grows once under the first burst
 (V8 enlarging its young generation, connection pools, compiled code). The marginal figure is
-the growth from ${CONC_SESSIONS} to ${2 * CONC_SESSIONS} live sessions, divided by ${CONC_SESSIONS}: what one more live session costs. The emulator and the client share the machine's cores, so these are loopback
+the growth from ${CONC_SESSIONS} to ${2 * CONC_SESSIONS} live sessions, divided by ${CONC_SESSIONS}: what one more live session costs. For scale, \`npm run bench:bare-sse\` measures a bare Node process (no Deft code) holding fetch SSE streams: about 130–150 KiB of RSS and 33 KiB of heap per stream on this machine. The emulator and the client share the machine's cores, so these are loopback
 numbers, not network numbers: compare rows, not machines.
 `;
 

@@ -1,4 +1,7 @@
-// Bare Node: RSS of N open fetch SSE streams (no Deft), each getting one event, plus one POST each.
+// The runtime's own share of a live session's memory: a bare Node process (no Deft code) opens
+// 100 fetch SSE streams to a loopback server, each receiving one event and sending one POST,
+// and reports RSS and heap per stream after GC. Run: npm run bench:bare-sse. Quoted in
+// BENCHMARKS.md next to Deft's memory per live session.
 import { spawn } from "node:child_process";
 const N = 100;
 const server = spawn(process.execPath, ["-e", `
