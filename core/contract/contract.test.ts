@@ -23,6 +23,13 @@ describe("events", () => {
     expect(r).toMatchObject({ ok: true, known: true, event: { name: "read", future_field: 1 } });
   });
 
+  it("checks the catalogued types the worker does not act on, and lets good ones through", () => {
+    expect(parseEvent({ type: "agent.message", id: "m1", content: [{ type: "text", text: "hi" }] })).toMatchObject({ ok: true, known: false });
+    expect(parseEvent({ type: "agent.mcp_tool_use", id: "m2", name: "x", mcp_server_name: "s", input: {} })).toMatchObject({ ok: true });
+    expect(parseEvent({ type: "session.thread_created", id: "m3" })).toMatchObject({ ok: false, id: "m3", issue: expect.stringContaining("session_thread_id") });
+    expect(parseEvent({ type: "user.message", id: "m4", content: "not blocks" })).toMatchObject({ ok: false, id: "m4" });
+  });
+
   it("tolerates unknown types", () => {
     expect(parseEvent({ type: "agent.hologram", id: "x", shimmer: true })).toMatchObject({ ok: true, known: false });
   });

@@ -76,6 +76,29 @@ export const SessionErrorSchema = z.looseObject({
 export const SessionTerminatedSchema = z.looseObject({ ...base, type: z.literal("session.status_terminated") });
 export const SessionDeletedSchema = z.looseObject({ ...base, type: z.literal("session.deleted") });
 
+// The rest of the catalogue (spec §6): validated when they arrive, acted on by nobody here
+// (server-side tools, messages, status and thread changes, telemetry).
+const withContent = { content: z.array(ContentBlockSchema) };
+export const OTHER_EVENT_SCHEMAS = {
+  "agent.mcp_tool_use": z.looseObject({ ...base, ...thread, type: z.literal("agent.mcp_tool_use"), name: z.string(), mcp_server_name: z.string(), input: z.unknown() }),
+  "agent.mcp_tool_result": z.looseObject({ ...base, ...thread, type: z.literal("agent.mcp_tool_result"), mcp_tool_use_id: z.string() }),
+  "agent.tool_result": z.looseObject({ ...base, ...thread, type: z.literal("agent.tool_result"), tool_use_id: z.string() }),
+  "agent.message": z.looseObject({ ...base, ...thread, type: z.literal("agent.message"), ...withContent }),
+  "agent.thinking": z.looseObject({ ...base, ...thread, type: z.literal("agent.thinking") }),
+  "user.message": z.looseObject({ ...base, type: z.literal("user.message"), ...withContent }),
+  "user.interrupt": z.looseObject({ ...base, ...thread, type: z.literal("user.interrupt") }),
+  "user.define_outcome": z.looseObject({ ...base, type: z.literal("user.define_outcome"), description: z.string() }),
+  "system.message": z.looseObject({ ...base, type: z.literal("system.message"), ...withContent }),
+  "session.status_running": z.looseObject({ ...base, type: z.literal("session.status_running") }),
+  "session.status_rescheduled": z.looseObject({ ...base, type: z.literal("session.status_rescheduled") }),
+  "session.updated": z.looseObject({ ...base, type: z.literal("session.updated") }),
+  "session.usage": z.looseObject({ ...base, type: z.literal("session.usage") }),
+  "session.thread_created": z.looseObject({ ...base, type: z.literal("session.thread_created"), session_thread_id: z.string(), agent_name: z.string().nullable().optional() }),
+  "session.thread_status_running": z.looseObject({ ...base, type: z.literal("session.thread_status_running"), session_thread_id: z.string() }),
+  "session.thread_status_idle": z.looseObject({ ...base, type: z.literal("session.thread_status_idle"), session_thread_id: z.string(), stop_reason: StopReasonSchema.nullable().optional() }),
+  "session.thread_status_rescheduled": z.looseObject({ ...base, type: z.literal("session.thread_status_rescheduled"), session_thread_id: z.string() }),
+} as const;
+
 /** Schemas for the event types the worker reads; anything else is passed through as unknown. */
 export const KNOWN_EVENT_SCHEMAS = {
   "agent.tool_use": AgentToolUseSchema,
@@ -135,12 +158,24 @@ export function parseEvent(raw: unknown): ParsedEvent {
   const id = typeof obj.id === "string" ? obj.id : undefined;
   if (type === undefined) return { ok: false, id, type, issue: "event has no string `type`" };
   const schema = (KNOWN_EVENT_SCHEMAS as Record<string, z.ZodType>)[type];
-  if (!schema) return { ok: true, known: false, event: obj as UnknownEvent };
+  if (!schema) {
+    // A catalogued type the worker does not act on: still checked, so a broken one is reported.
+    const other = (OTHER_EVENT_SCHEMAS as Record<string, z.ZodType>)[type];
+    if (other) {
+      const r = other.safeParse(raw);
+      if (!r.success) return { ok: false, id, type, issue: issueText(r.error) };
+    }
+    return { ok: true, known: false, event: obj as UnknownEvent };
+  }
   const parsed = schema.safeParse(raw);
   if (parsed.success) return { ok: true, known: true, event: parsed.data as KnownEvent };
-  const first = parsed.error.issues[0];
+  return { ok: false, id, type, issue: issueText(parsed.error) };
+}
+
+function issueText(error: z.ZodError): string {
+  const first = error.issues[0];
   const where = first && first.path.length ? first.path.join(".") : "(root)";
-  return { ok: false, id, type, issue: `${where}: ${first?.message ?? "invalid"}` };
+  return `${where}: ${first?.message ?? "invalid"}`;
 }
 
 /** Result content blocks the worker sends: text (and passthrough image/document blocks). */
