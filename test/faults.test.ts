@@ -139,6 +139,8 @@ describe("faults", () => {
     // The interrupted call was answered as interrupted, not run again.
     expect(JSON.stringify(report.toolUses[0]!.content)).toContain("interrupted");
     expect(a.lines.join("\n")).toMatch(/lease lost/);
+    // The 412's details were read through the contract schema: the server's view of the lease.
+    expect(a.lines.find((l) => l.includes("lease lost: another worker"))).toMatch(/"current_state":\{/);
   });
 
   it("the operator stops the work item: the in-flight tool finishes and posts, then the item is stopped", async () => {

@@ -10,7 +10,7 @@
  * - the holder releases it ("released").
  */
 import type Anthropic from "@anthropic-ai/sdk";
-import { HeartbeatResponseSchema, isFatal4xx, NO_HEARTBEAT } from "../contract/mod.ts";
+import { ApiErrorBodySchema, HeartbeatPreconditionDetailsSchema, HeartbeatResponseSchema, isFatal4xx, NO_HEARTBEAT } from "../contract/mod.ts";
 import type { Logger } from "../log.ts";
 
 /** Interval before the first answer, and the ceiling afterwards. */
@@ -147,8 +147,13 @@ export class Lease {
       if (this.#end) return;
       const status = (err as { status?: number }).status;
       if (status === 412) {
-        const details = (err as { error?: { error?: { details?: unknown } } }).error?.error?.details;
-        this.#o.log.warn("lease lost: another worker holds this work item", { current_state: (details as { current_state?: unknown })?.current_state });
+        // The SDK's APIError keeps the parsed body as `.error`: the envelope, then its details.
+        const body = ApiErrorBodySchema.safeParse((err as { error?: unknown }).error);
+        const details = HeartbeatPreconditionDetailsSchema.safeParse(body.success ? body.data.error.details : undefined);
+        this.#o.log.warn("lease lost: another worker holds this work item", {
+          current_state: details.success ? details.data.current_state : undefined,
+          ...(details.success ? {} : { note: "412 without heartbeat_precondition_failed details" }),
+        });
         return this.#finish({ reason: "lost", detail: "heartbeat precondition failed (412)" });
       }
       if (isFatal4xx(status)) {
