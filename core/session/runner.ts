@@ -20,6 +20,8 @@ import {
   type CustomToolResultParams,
   type KnownEvent,
   type ToolResultParams,
+  type UserCustomToolResult,
+  type UserToolResult,
 } from "../contract/mod.ts";
 import type { Logger } from "../log.ts";
 import { errorResult, type CallKind, type Router, type ToolResult } from "../router/mod.ts";
@@ -289,10 +291,8 @@ export class SessionRunner {
           calls.push(toCall(k));
           break;
         case "user.tool_result":
-          this.#markAnswered(k.tool_use_id);
-          break;
         case "user.custom_tool_result":
-          this.#markAnswered(k.custom_tool_use_id);
+          this.#markAnswered(answeredId(k));
           break;
         case "user.tool_confirmation":
           if (!this.#answered.has(k.tool_use_id)) this.#verdicts.set(k.tool_use_id, k.result === "allow" ? "allow" : "deny");
@@ -346,10 +346,8 @@ export class SessionRunner {
         this.#route(toCall(k));
         break;
       case "user.tool_result":
-        this.#markAnswered(k.tool_use_id);
-        break;
       case "user.custom_tool_result":
-        this.#markAnswered(k.custom_tool_use_id);
+        this.#markAnswered(answeredId(k));
         break;
       case "user.tool_confirmation": {
         if (this.#answered.has(k.tool_use_id)) break;
@@ -597,6 +595,11 @@ export class SessionRunner {
     if (this.#maxIdleMs <= 0) return;
     this.#idleTimer = setTimeout(() => this.#finish({ reason: "idle" }), this.#maxIdleMs);
   }
+}
+
+/** The call a result event answers. */
+function answeredId(ev: UserToolResult | UserCustomToolResult): string {
+  return ev.type === "user.tool_result" ? ev.tool_use_id : ev.custom_tool_use_id;
 }
 
 function endsTurn(ev: KnownEvent): boolean {

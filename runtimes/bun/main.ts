@@ -1,5 +1,6 @@
 // `deft` on Bun: bun runtimes/bun/main.ts <command>
 import { runCli } from "../../core/cli.ts";
+import { onProcessSignal } from "../node/signals.ts";
 import { bunRuntime } from "./runtime.ts";
 
 const code = await runCli({
@@ -10,14 +11,6 @@ const code = await runCli({
   importModule: (p) => import(Bun.pathToFileURL(p).href),
   stdout: (l) => console.log(l),
   stderr: (l) => console.error(l),
-  onSignal(handler) {
-    const h = (sig: NodeJS.Signals) => handler(sig);
-    process.on("SIGINT", h);
-    process.on("SIGTERM", h);
-    return () => {
-      process.off("SIGINT", h);
-      process.off("SIGTERM", h);
-    };
-  },
+  onSignal: onProcessSignal,
 });
 process.exit(code);

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { runCli } from "../../core/cli.ts";
+import { onProcessSignal } from "./signals.ts";
 import type { Runtime } from "../../core/runtime.ts";
 import { nodeRuntime } from "./runtime.ts";
 
@@ -15,15 +16,7 @@ export async function main(runtime: Runtime = nodeRuntime, argv = process.argv.s
     importModule: (p) => import(pathToFileURL(resolve(p)).href),
     stdout: (l) => process.stdout.write(l + "\n"),
     stderr: (l) => process.stderr.write(l + "\n"),
-    onSignal(handler) {
-      const h = (sig: NodeJS.Signals) => handler(sig);
-      process.on("SIGINT", h);
-      process.on("SIGTERM", h);
-      return () => {
-        process.off("SIGINT", h);
-        process.off("SIGTERM", h);
-      };
-    },
+    onSignal: onProcessSignal,
   });
 }
 
