@@ -1,8 +1,9 @@
 // The `deft` command line as a real Node process.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { NODE_FLAGS } from "../runtimes/node/runtime.ts";
 import { runDeft } from "./cli-helpers.ts";
 
 describe("deft CLI", () => {
@@ -69,5 +70,16 @@ export const lookup = defineTool({ name: "lookup_order", description: "Find an o
     expect(tools[0]).toEqual({ type: "agent_toolset_20260401" });
     expect(tools[1]).toMatchObject({ type: "custom", name: "lookup_order", description: "Find an order", input_schema: { type: "object", required: ["id"] } });
     expect(tools[1].input_schema.properties.id.type).toBe("integer");
+  });
+});
+
+describe("deft on Node runs with the shim's V8 flags", () => {
+  it("bin/deft.mjs's shebang and the dev and deft scripts pass NODE_FLAGS", () => {
+    const root = join(import.meta.dirname, "..");
+    const flags = NODE_FLAGS.join(" ");
+    expect(readFileSync(join(root, "bin", "deft.mjs"), "utf8").split("\n")[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+    const scripts = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts;
+    expect(scripts["dev"]).toBe(`node ${flags} bin/deft.mjs dev`);
+    expect(scripts["deft"]).toBe(`node ${flags} bin/deft.mjs`);
   });
 });

@@ -445,7 +445,9 @@ export class SessionRunner {
       replayed = true;
       await ledger.finished(call.id, result);
     } else {
-      await ledger.started(call.id);
+      // "Started" exists to stop a second run of a call that may have had effects. An idempotent
+      // tool runs again either way, so its started record would change nothing: skip the write.
+      if (!tool?.idempotent) await ledger.started(call.id);
       result = await this.#runTool(call, tool?.timeoutMs ?? this.#toolTimeoutMs);
       // Cut off by lease loss or shutdown: the entry stays "started", so whoever holds the
       // session next reports it interrupted (or re-runs it if idempotent). Nothing is posted.

@@ -8,12 +8,13 @@
  *   parent -> child  {cmd:"stop"} -> exits
  */
 import Anthropic from "@anthropic-ai/sdk";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import v8 from "node:v8";
 import { join } from "node:path";
 import { Router } from "../../core/router/mod.ts";
 import { EnvironmentWorker } from "../../core/worker/mod.ts";
+import { nodeRuntime } from "../../runtimes/node/runtime.ts";
 import { FileLedger } from "../../runtimes/node/file-ledger.ts";
 import { MemoryWorkspace, workspaceTools } from "../../tools/mod.ts";
 
@@ -24,6 +25,8 @@ export interface ClientConfig {
   baseURL: string;
   environmentId: string;
   environmentKey: string;
+  /** Deft only: use the runtime's global fetch instead of the Node shim's (`nodeRuntime.fetch`). */
+  globalFetch?: boolean;
   /** Reference only: the workdir (the file is pre-created by the parent). */
   workdir?: string;
   maxSessions?: number;
@@ -40,7 +43,11 @@ function memory(): Reply {
   gc?.();
   const m = process.memoryUsage();
   const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
-  return { type: "mem", gc: !!gc, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
+  let fds = -1; // open file descriptors, mostly sockets (Linux only)
+  try {
+    fds = readdirSync("/proc/self/fd").length;
+  } catch {}
+  return { type: "mem", fds, gc: !!gc, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
 }
 
 async function main(): Promise<void> {
@@ -71,6 +78,8 @@ async function main(): Promise<void> {
         environmentKey: cfg.environmentKey,
         baseURL: cfg.baseURL,
         maxSessions: cfg.maxSessions ?? 64,
+        // As `deft worker` on Node runs, unless measuring Deft embedded with the global fetch.
+        ...(cfg.globalFetch ? {} : { fetch: nodeRuntime.fetch! }),
         maxIdleMs: 600_000,
         ...(ledger ? { ledger } : {}),
         provision: () => ({ router: new Router({ builtin: workspaceTools(new MemoryWorkspace()) }) }),
