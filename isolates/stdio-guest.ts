@@ -18,16 +18,6 @@ export interface StdioGuestIo {
   write: string;
 }
 
-export const DENO_STDIO: StdioGuestIo = {
-  stdin: "Deno.stdin.readable",
-  write: "(b) => { for (let o = 0; o < b.length; ) o += Deno.stdout.writeSync(b.subarray(o)); }",
-};
-
-export const BUN_STDIO: StdioGuestIo = {
-  stdin: "Bun.stdin.stream()",
-  write: "(b) => { const fs = require(\"node:fs\"); for (let o = 0; o < b.length; ) o += fs.writeSync(1, b, o); }",
-};
-
 /** The whole guest script: prelude plus a line-delimited JSON transport. */
 export function stdioGuestScript(io: StdioGuestIo): string {
   return `"use strict";

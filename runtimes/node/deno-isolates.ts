@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DENO_GUEST_FILE, denoGuestArgs, denoGuestEnv, isOomExit } from "../../isolates/deno-guest.ts";
 import type { GuestMessage, IsolateChannel, IsolateExit, IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
-import { DENO_STDIO, LineDecoder, stdioGuestScript } from "../../isolates/stdio-guest.ts";
+import { LineDecoder, stdioGuestScript } from "../../isolates/stdio-guest.ts";
+import { DENO_STDIO } from "../deno/guest-io.ts";
 
 /** The deno binary: DEFT_DENO, else the npm package's (a dev dependency), else `deno` on PATH. */
 export function denoBinary(env: Record<string, string | undefined> = process.env): string {
