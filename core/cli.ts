@@ -2,7 +2,7 @@
  * The `deft` command line, runtime-neutral: each runtime's entry point builds a {@link CliHost}
  * and calls {@link runCli}. Commands: dev, worker, emulator, tools.
  */
-import { customToolDeclaration, Router, type Tool } from "./router/mod.ts";
+import { customToolDeclaration, type Tool } from "./router/mod.ts";
 import { ConfigError, describeOptions, FIELD_BY_FLAG, loadConfig, type Config } from "./config.ts";
 import { createEmulator, parseScenario, type Scenario } from "./emulator/mod.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -10,7 +10,7 @@ import type { CliHost } from "./runtime.ts";
 import { transcriptHooks } from "./transcript.ts";
 import { EnvironmentWorker, WorkerFatalError, type WorkerHooks } from "./worker/mod.ts";
 import { demoCustomTools, demoScenario } from "./demo.ts";
-import { MemoryWorkspace, workspaceTools } from "../tools/mod.ts";
+import { createProvisioner, type Provisioner } from "./provision.ts";
 
 export const VERSION = "0.1.0";
 
@@ -161,14 +161,7 @@ function isTool(v: unknown): v is Tool {
   return !!v && typeof v === "object" && typeof (v as Tool).name === "string" && typeof (v as Tool).run === "function" && typeof (v as Tool).inputSchema === "function";
 }
 
-/** The builtin tools of one session: the file tools over a fresh in-memory workspace. */
-function sessionRouter(custom: Tool[]): Router {
-  return new Router({ builtin: workspaceTools(new MemoryWorkspace()), custom });
-}
-
-export const TOOLS_LABEL = "an in-memory per-session workspace (no sandbox tier yet)";
-
-function startWorker(host: CliHost, config: Config, custom: Tool[], log: Logger, hooks?: WorkerHooks, overrides: { baseURL?: string; environmentId?: string; environmentKey?: string } = {}) {
+function startWorker(host: CliHost, config: Config, provisioner: Provisioner, log: Logger, hooks?: WorkerHooks, overrides: { baseURL?: string; environmentId?: string; environmentKey?: string } = {}) {
   const environmentId = overrides.environmentId ?? config.environmentId;
   const environmentKey = overrides.environmentKey ?? config.environmentKey;
   const missing = [!environmentId && "ANTHROPIC_ENVIRONMENT_ID", !environmentKey && "ANTHROPIC_ENVIRONMENT_KEY"].filter(Boolean);
@@ -188,7 +181,7 @@ function startWorker(host: CliHost, config: Config, custom: Tool[], log: Logger,
     ledger: host.runtime.openLedger(`${config.stateDir}/ledger`, { fsync: config.ledgerFsync }),
     log,
     hooks,
-    provision: () => ({ router: sessionRouter(custom), label: `${TOOLS_LABEL} on ${host.runtime.name}` }),
+    provision: ({ sessionId }) => provisioner.provision({ sessionId }),
   });
 }
 
@@ -196,7 +189,8 @@ async function cmdWorker(host: CliHost, config: Config): Promise<number> {
   const log = makeLogger(host, config);
   const custom = await loadCustomTools(host, config);
   const hooks = config.logFormat === "pretty" ? transcriptHooks(host.stderr) : undefined;
-  const worker = startWorker(host, config, custom, log, hooks);
+  const provisioner = createProvisioner(host.runtime, config, custom);
+  const worker = startWorker(host, config, provisioner, log, hooks);
   const off = host.onSignal((sig) => {
     log.info("signal received; shutting down", { signal: sig });
     void worker.shutdown();
@@ -206,6 +200,7 @@ async function cmdWorker(host: CliHost, config: Config): Promise<number> {
     return 0;
   } finally {
     off();
+    await provisioner.close();
   }
 }
 
@@ -244,17 +239,20 @@ async function cmdEmulator(host: CliHost, config: Config): Promise<number> {
 
 async function cmdDev(host: CliHost, config: Config): Promise<number> {
   const scenario = await loadScenario(host, config, true);
-  const custom = [...demoCustomTools(host.runtime.name), ...(await loadCustomTools(host, config))];
+  let label = "";
+  const custom = [...demoCustomTools(host.runtime.name, () => label), ...(await loadCustomTools(host, config))];
   const emulator = createEmulator({ scenario });
   const served = await host.runtime.serve(emulator.fetch, { port: 0, hostname: "127.0.0.1" });
   const env = emulator.environments[0]!;
   const print = host.stdout;
   print(`deft dev on ${host.runtime.name}: emulator at ${served.url}, environment ${env.id}`);
-  print(`scenario "${scenario.name}"; tools run in ${TOOLS_LABEL}`);
+  const provisioner = createProvisioner(host.runtime, config, custom);
+  label = provisioner.label;
+  print(`scenario "${scenario.name}"; tools run in: ${provisioner.label}`);
   print("");
   // The transcript is the output here; logs only for warnings.
   const log = makeLogger(host, { ...config, logLevel: config.logLevel === "info" ? "warn" : config.logLevel }, true);
-  const worker = startWorker(host, { ...config, maxIdleMs: Math.min(config.maxIdleMs, 2_000) }, custom, log, transcriptHooks(print), {
+  const worker = startWorker(host, { ...config, maxIdleMs: Math.min(config.maxIdleMs, 2_000) }, provisioner, log, transcriptHooks(print), {
     baseURL: served.url,
     environmentId: env.id,
     environmentKey: env.key,
@@ -285,6 +283,7 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
   } finally {
     off();
     await worker.shutdown(1_000);
+    await provisioner.close();
     emulator.close();
     await served.close();
   }
@@ -292,7 +291,9 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
 
 async function cmdTools(host: CliHost, config: Config, json: boolean): Promise<number> {
   const custom = await loadCustomTools(host, config);
-  const router = sessionRouter(custom);
+  const provisioner = createProvisioner(host.runtime, config, custom, { warm: false });
+  const { router } = provisioner.provision({ sessionId: "tools" });
+  await provisioner.close();
   if (json) {
     const tools = [{ type: "agent_toolset_20260401" }, ...router.customTools.map(customToolDeclaration)];
     host.stdout(JSON.stringify(tools, null, 2));
@@ -300,7 +301,7 @@ async function cmdTools(host: CliHost, config: Config, json: boolean): Promise<n
   }
   host.stdout("Builtin (answer agent.tool_use):");
   for (const t of router.builtinTools) host.stdout(`  ${t.name.padEnd(10)} ${t.description}`);
-  host.stdout(custom.length ? "Custom (answer agent.custom_tool_use):" : "Custom: none (set --custom-tools MODULE)");
+  host.stdout(router.customTools.length ? "Custom (answer agent.custom_tool_use; declare them on the agent):" : "Custom: none (set --custom-tools MODULE)");
   for (const t of router.customTools) host.stdout(`  ${t.name.padEnd(10)} ${t.description}`);
   return 0;
 }

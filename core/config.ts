@@ -19,6 +19,14 @@ export const ConfigSchema = z.strictObject({
   drainTimeoutMs: int(0).default(30_000).describe("DEFT_DRAIN_TIMEOUT_MS: on shutdown, how long in-flight tools may finish"),
   stateDir: z.string().min(1).default(".deft").describe("DEFT_STATE_DIR: where the idempotency ledger is kept"),
   ledgerFsync: z.boolean().default(false).describe("DEFT_LEDGER_FSYNC: fsync each ledger write (survives power loss, not only a crash)"),
+  sandbox: z
+    .enum(["auto", "none"])
+    .or(z.string().regex(/^[a-z]+(-[a-z]+)*$/))
+    .default("auto")
+    .describe("DEFT_SANDBOX: where tools and `execute` run: auto (the isolate tier of this runtime), none (workspace tools only, no execute), or a tier name the runtime offers"),
+  isolateMemoryMib: int(16).default(128).describe("DEFT_ISOLATE_MEMORY_MIB: memory limit of each isolate (V8 heap or cgroup)"),
+  isolatePool: int(0).default(2).describe("DEFT_ISOLATE_POOL: isolates started ahead of need (each is used once, never shared between sessions)"),
+  executeOutputBytes: int(1024).default(100 * 1024).describe("DEFT_EXECUTE_OUTPUT_BYTES: console output plus result kept per execute call; past it the snippet is stopped"),
   customTools: z.string().min(1).optional().describe("DEFT_CUSTOM_TOOLS: a module whose exported defineTool() values answer custom tool calls"),
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info").describe("DEFT_LOG_LEVEL"),
   logFormat: z.enum(["json", "pretty"]).default("json").describe("DEFT_LOG_FORMAT: json lines, or a readable transcript"),
@@ -41,6 +49,10 @@ export const ENV_VARS: Record<keyof Config, string> = {
   drainTimeoutMs: "DEFT_DRAIN_TIMEOUT_MS",
   stateDir: "DEFT_STATE_DIR",
   ledgerFsync: "DEFT_LEDGER_FSYNC",
+  sandbox: "DEFT_SANDBOX",
+  isolateMemoryMib: "DEFT_ISOLATE_MEMORY_MIB",
+  isolatePool: "DEFT_ISOLATE_POOL",
+  executeOutputBytes: "DEFT_EXECUTE_OUTPUT_BYTES",
   customTools: "DEFT_CUSTOM_TOOLS",
   logLevel: "DEFT_LOG_LEVEL",
   logFormat: "DEFT_LOG_FORMAT",

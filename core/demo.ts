@@ -7,13 +7,13 @@ import type { Scenario } from "./emulator/mod.ts";
 import { defineTool, type Tool } from "./router/mod.ts";
 
 /** A custom tool the demo's agent declares; Deft answers it as `user.custom_tool_result`. */
-export function demoCustomTools(runtimeName: string): Tool[] {
+export function demoCustomTools(runtimeName: string, sandboxLabel: () => string = () => "the host process"): Tool[] {
   return [
     defineTool({
       name: "deft_whereami",
       description: "Say which runtime this Deft worker runs on.",
       input: z.object({ verbose: z.boolean().optional() }),
-      run: ({ verbose }) => (verbose ? `Deft worker on ${runtimeName}, tools in a per-session in-memory workspace` : `Deft worker on ${runtimeName}`),
+      run: ({ verbose }) => (verbose ? `Deft worker on ${runtimeName}; tools run in: ${sandboxLabel()}` : `Deft worker on ${runtimeName}`),
     }),
   ];
 }
@@ -35,8 +35,13 @@ export function demoScenario({ custom }: { custom: boolean }): Scenario {
 
 const DEMO_SCENARIO: Scenario = {
   name: "deft-dev-demo",
-  description: "Sets up a tiny project with the file tools, then edits and searches it.",
+  description: "Sets up a tiny project with the file tools, edits and searches it, then runs code over it in the sandbox.",
   custom_tools: [
+    {
+      name: "execute",
+      description: "Run a JavaScript or TypeScript snippet in the session's sandbox.",
+      input_schema: { type: "object", properties: { code: { type: "string" }, language: { type: "string", enum: ["js", "ts"] }, timeout_ms: { type: "integer" } }, required: ["code"] },
+    },
     { name: "deft_whereami", description: "Say which runtime this Deft worker runs on.", input_schema: { type: "object", properties: { verbose: { type: "boolean" } } } },
   ],
   turns: [
@@ -67,6 +72,7 @@ const DEMO_SCENARIO: Scenario = {
           calls: [
             { name: "grep", input: { pattern: "Hi, " }, expect: { contains: "src/greet.ts:1:" } },
             { name: "glob", input: { pattern: "**/*.ts" }, expect: { contains: "greet.ts" } },
+            { name: "bash", input: { command: "cd src && wc -c greet.ts && ls .." }, expect: { is_error: false, contains: "README.md" } },
             { name: "deft_whereami", custom: true, input: { verbose: true }, expect: { contains: "Deft worker on" } },
           ],
         },
@@ -75,6 +81,36 @@ const DEMO_SCENARIO: Scenario = {
         },
       ],
       final: "Done: greet() now says Hi, and reading outside the workspace was refused.",
+    },
+    {
+      user: "Check the module with a script, and try to reach the internet from the sandbox.",
+      steps: [
+        {
+          say: "One snippet reads the file, calls grep, writes a report and tries a fetch.",
+          calls: [
+            {
+              name: "execute",
+              custom: true,
+              input: {
+                language: "ts",
+                code: [
+                  "const src: string = await workspace.readFile('src/greet.ts');",
+                  "const hits: string = await tools.grep({ pattern: 'Hi' });",
+                  "console.log(`greet.ts is ${src.length} bytes; grep: ${hits.trim()}`);",
+                  "await workspace.writeFile('out/report.json', JSON.stringify({ bytes: src.length }));",
+                  "const status = (await fetch('https://example.com/')).status;",
+                  "return { runtime: typeof Deno === 'object' ? 'deno' : typeof Bun === 'object' ? 'bun' : 'workerd', fetchStatus: status };",
+                ].join("\n"),
+              },
+              expect: { is_error: false, contains: '"fetchStatus": 403' },
+            },
+          ],
+        },
+        {
+          calls: [{ name: "read", input: { file_path: "out/report.json" }, expect: { contains: '"bytes"' } }],
+        },
+      ],
+      final: "The snippet ran in the sandbox: it read and wrote the workspace, and its fetch was refused (no egress policy allows it yet).",
     },
   ],
   end: "terminate",

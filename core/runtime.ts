@@ -3,6 +3,7 @@
  * for). Each of runtimes/node, runtimes/deno, runtimes/bun implements it; later issues add the
  * isolate host, stores and blobs here.
  */
+import type { IsolateHost } from "../isolates/protocol.ts";
 import type { Ledger } from "./session/ledger.ts";
 
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
@@ -24,6 +25,14 @@ export interface Runtime {
    * (Node: one on node:http that holds half the memory per open event stream). Absent: global fetch.
    */
   fetch?: typeof fetch;
+  /**
+   * An isolate tier this runtime hosts, by name, or "auto" for its default (Node and Deno: a Deno
+   * subprocess per isolate; Bun: a bun subprocess in bubblewrap, else a Worker for trusted code).
+   * Undefined when it offers no tier of that name. Called once per worker.
+   */
+  isolates?(tier: string): IsolateHost | undefined;
+  /** The tier names `isolates()` accepts besides "auto". */
+  isolateTiers?: readonly string[];
 }
 
 /** What the command line needs beyond the runtime: arguments, environment, files, output, signals. */

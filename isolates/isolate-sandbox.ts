@@ -45,11 +45,19 @@ export class IsolatePool {
     }
   }
 
-  /** A fresh isolate: from the pool if one is waiting (then refill), else started now. */
-  async take(): Promise<IsolateChannel> {
-    const next = this.#ready.shift() ?? this.host.start(this.limits);
+  /** Resolves once every isolate the pool has started is ready (or failed). */
+  async ready(): Promise<void> {
     this.fill();
-    return next;
+    await Promise.allSettled(this.#ready);
+  }
+
+  /**
+   * A fresh isolate: from the pool if one is waiting, else started now. The pool refills when
+   * the caller is done with it (`fill()` after the run), not here: starting a process competes
+   * for the CPU with the snippet that is about to run.
+   */
+  async take(): Promise<IsolateChannel> {
+    return this.#ready.shift() ?? this.host.start(this.limits);
   }
 
   async close(): Promise<void> {
@@ -122,6 +130,8 @@ export class IsolateSandbox implements Sandbox {
         opts.signal?.removeEventListener("abort", onAbort);
         ch.kill(); // used once: timers, globals and anything left running die with it
         resolve(r);
+        // Refill after the caller has its result: starting a process blocks for milliseconds.
+        setTimeout(() => this.#pool.fill(), 0);
       };
       const fail = (kind: NonNullable<ExecuteResult["error"]>["kind"], message: string): void => settle(finish({ ok: false, error: { kind, message } }));
       const timer = setTimeout(() => fail("timeout", `execute: timed out after ${req.timeoutMs}ms (the isolate was stopped)`), req.timeoutMs);

@@ -17,9 +17,11 @@ describe("deft CLI", () => {
     const r = await runDeft("node", ["dev"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/demo passed: 8 tool calls, 8 answered exactly once/);
+    expect(r.stdout).toMatch(/demo passed: 11 tool calls, 11 answered exactly once/);
     expect(r.stdout).toContain("→ write");
     expect(r.stdout).toContain("deft_whereami (custom)");
+    expect(r.stdout).toContain("tools run in: deno-subprocess (isolate) on node");
+    expect(r.stdout).toMatch(/← execute [\d.]+ ms: greet\.ts is 53 bytes/);
   });
 
   it("worker without its environment says which variables to set", async () => {

@@ -22,7 +22,9 @@ describe.each<RuntimeName>(["deno", "bun", "node"])("on %s", (runtime) => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`deft dev on ${runtime}`);
     expect(r.stdout).toContain(`Deft worker on ${runtime}`);
-    expect(r.stdout).toMatch(/demo passed: 8 tool calls, 8 answered exactly once/);
+    expect(r.stdout).toMatch(/demo passed: 11 tool calls, 11 answered exactly once/);
+    // The demo's `execute` ran in this runtime's isolate tier, and says which.
+    expect(r.stdout).toContain(`tools run in: ${runtime === "bun" ? "bun-bwrap (os-sandbox)" : "deno-subprocess (isolate)"} on ${runtime}`);
   });
 
   it("deft worker serves a session through ANTHROPIC_BASE_URL and drains on SIGTERM", async () => {

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { Router, defineTool, type Tool } from "../core/router/mod.ts";
 import { EnvironmentWorker, type WorkerOptions } from "../core/worker/mod.ts";
 import { createLogger, type Logger } from "../core/log.ts";
-import { MemoryWorkspace, workspaceTools } from "../tools/mod.ts";
+import { createWorkspaceFs, standardToolset } from "../tools/mod.ts";
 import { ENV_ID, ENV_KEY, type Harness } from "./emulator-helpers.ts";
 
 /** Counts every run of every tool by tool_use id: the "no tool ran twice" check. */
@@ -67,7 +67,7 @@ export function startWorker(
     log,
     provision: () => ({
       router: new Router({
-        builtin: [...workspaceTools(new MemoryWorkspace()), sleepTool, ...extraBuiltin].map((t) => counter.wrap(t)),
+        builtin: [...standardToolset(createWorkspaceFs()), sleepTool, ...extraBuiltin].map((t) => counter.wrap(t)),
         custom: custom.map((t) => counter.wrap(t)),
       }),
     }),

@@ -1,2 +1,2 @@
-export * from "./memory-workspace.ts";
-export * from "./workspace-tools.ts";
+export * from "./workspace-fs.ts";
+export * from "./standard-toolset.ts";

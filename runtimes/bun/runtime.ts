@@ -1,6 +1,7 @@
 // The Bun shim: Bun.serve, and the file ledger (Bun implements node:fs).
 import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
 import { FileLedger } from "../node/file-ledger.ts";
+import { bunBwrapHost, bunIsolateHost, bunWorkerHost } from "./isolates.ts";
 
 async function serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served> {
   // idleTimeout 0: an SSE stream may be quiet between pings for longer than Bun's default 10 s.
@@ -18,4 +19,7 @@ export const bunRuntime: Runtime = {
   name: "bun",
   serve,
   openLedger: (dir, opts) => new FileLedger(dir, opts),
+  // "auto": bubblewrap when it works here, else a Worker (trusted code only) with a loud warning.
+  isolates: (tier) => (tier === "auto" ? bunIsolateHost("auto") : tier === "bun-bwrap" ? bunBwrapHost() : tier === "bun-worker" ? bunWorkerHost() : undefined),
+  isolateTiers: ["bun-bwrap", "bun-worker"],
 };

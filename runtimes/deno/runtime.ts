@@ -1,6 +1,7 @@
 // The Deno shim: Deno.serve, and the file ledger (Deno implements node:fs).
 import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
 import { FileLedger } from "../node/file-ledger.ts";
+import { denoSubprocessHost } from "./isolates.ts";
 
 function serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served> {
   return new Promise((resolve) => {
@@ -30,4 +31,6 @@ export const denoRuntime: Runtime = {
   name: "deno",
   serve,
   openLedger: (dir, opts) => new FileLedger(dir, opts),
+  isolates: (tier) => (tier === "auto" || tier === "deno-subprocess" ? denoSubprocessHost() : undefined),
+  isolateTiers: ["deno-subprocess"],
 };

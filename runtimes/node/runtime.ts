@@ -1,6 +1,7 @@
 // The Node shim: serve over @hono/node-server, a file ledger, API calls over node:http.
 import type { Runtime } from "../../core/runtime.ts";
 import { FileLedger } from "./file-ledger.ts";
+import { denoSubprocessHost } from "./deno-isolates.ts";
 import { createHttpFetch } from "./http-fetch.ts";
 import { serveFetch } from "./serve.ts";
 
@@ -17,4 +18,6 @@ export const nodeRuntime: Runtime = {
   serve: (handler, opts) => serveFetch(handler, opts),
   openLedger: (dir, opts) => new FileLedger(dir, opts),
   fetch: createHttpFetch(),
+  isolates: (tier) => (tier === "auto" || tier === "deno-subprocess" ? denoSubprocessHost() : undefined),
+  isolateTiers: ["deno-subprocess"],
 };

@@ -16,7 +16,7 @@ import { Router } from "../../core/router/mod.ts";
 import { EnvironmentWorker } from "../../core/worker/mod.ts";
 import { nodeRuntime } from "../../runtimes/node/runtime.ts";
 import { FileLedger } from "../../runtimes/node/file-ledger.ts";
-import { MemoryWorkspace, workspaceTools } from "../../tools/mod.ts";
+import { createWorkspaceFs, standardToolset } from "../../tools/mod.ts";
 
 export type ClientKind = "deft-memory" | "deft-file" | "floor" | "reference";
 
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
         ...(cfg.globalFetch ? {} : { fetch: nodeRuntime.fetch! }),
         maxIdleMs: 600_000,
         ...(ledger ? { ledger } : {}),
-        provision: () => ({ router: new Router({ builtin: workspaceTools(new MemoryWorkspace()) }) }),
+        provision: () => ({ router: new Router({ builtin: standardToolset(createWorkspaceFs()) }) }),
       });
       shutdown = () => worker.shutdown(500);
       send({ type: "ready" });
@@ -144,7 +144,7 @@ async function floor(cfg: ClientConfig, signal: AbortSignal): Promise<void> {
   ).text();
 
   const sid = work.data.id;
-  const ws = new MemoryWorkspace();
+  const ws = createWorkspaceFs();
   const enc = new TextEncoder();
   const dec = new TextDecoder();
   const answered = new Set<string>();
@@ -152,14 +152,19 @@ async function floor(cfg: ClientConfig, signal: AbortSignal): Promise<void> {
   const onToolUse = (ev: { id: string; name: string; input: { file_path?: string; content?: string } }): void => {
     if (answered.has(ev.id)) return;
     answered.add(ev.id);
+    answer(ev).catch((e: unknown) => {
+      if (!signal.aborted) console.error("floor: tool failed", e);
+    });
+  };
+  const answer = async (ev: { id: string; name: string; input: { file_path?: string; content?: string } }): Promise<void> => {
     let text: string;
-    const path = ws.resolve(String(ev.input.file_path));
+    const path = String(ev.input.file_path);
     if (ev.name === "write") {
       const bytes = enc.encode(String(ev.input.content));
-      ws.write(path, bytes);
+      await ws.writeFile(path, bytes);
       text = `wrote ${bytes.byteLength} bytes to ${ev.input.file_path}`;
     } else {
-      text = dec.decode(ws.read(path));
+      text = dec.decode(await ws.readFile(path));
     }
     const body = JSON.stringify({ events: [{ type: "user.tool_result", tool_use_id: ev.id, is_error: false, content: [{ type: "text", text }] }] });
     // No signal: Node 20's fetch keeps a listener on a long-lived signal per request.

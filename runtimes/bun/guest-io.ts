@@ -1,0 +1,18 @@
+// The Bun guest's stdio for the line-delimited protocol (isolates/stdio-guest.ts): stdin as a
+// stream, stdout written synchronously with node:fs writeSync on fd 1, so a snippet flooding
+// console.log in a loop that never yields blocks on the pipe and the host stops it at the output
+// limit. EAGAIN (should fd 1 ever be non-blocking) is retried rather than dropped.
+import type { StdioGuestIo } from "../../isolates/stdio-guest.ts";
+
+export const BUN_STDIO: StdioGuestIo = {
+  stdin: "Bun.stdin.stream()",
+  write: `((fs) => (b) => {
+  for (let o = 0; o < b.length; ) {
+    try {
+      o += fs.writeSync(1, b, o, b.length - o);
+    } catch (e) {
+      if (!e || e.code !== "EAGAIN") throw e;
+    }
+  }
+})(process.getBuiltinModule ? process.getBuiltinModule("node:fs") : require("node:fs"))`,
+};

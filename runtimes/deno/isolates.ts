@@ -1,0 +1,68 @@
+// The Deno subprocess isolate tier, hosted from Deno: the same guest, flags and protocol as the
+// Node-hosted one (runtimes/node/deno-isolates.ts), spawned with Deno.Command.
+import { DENO_GUEST_FILE, denoGuestArgs, denoGuestEnv, isOomExit } from "../../isolates/deno-guest.ts";
+import type { GuestMessage, IsolateChannel, IsolateExit, IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
+import { LineDecoder, stdioGuestScript } from "../../isolates/stdio-guest.ts";
+import { DENO_STDIO } from "./guest-io.ts";
+
+const STDERR_KEEP = 4096;
+
+export function denoSubprocessHost(opts: { deno?: string } = {}): IsolateHost {
+  const deno = opts.deno ?? Deno.execPath();
+  const script = stdioGuestScript(DENO_STDIO);
+  return {
+    tier: "deno-subprocess",
+    isolation: "isolate",
+    async start(limits: IsolateLimits): Promise<IsolateChannel> {
+      const box = await Deno.makeTempDir({ prefix: "deft-deno-" });
+      await Deno.writeTextFile(`${box}/${DENO_GUEST_FILE}`, script);
+      const child = new Deno.Command(deno, { args: denoGuestArgs(box, limits), cwd: box, env: denoGuestEnv(box), clearEnv: true, stdin: "piped", stdout: "piped", stderr: "piped" }).spawn();
+      const stdin = child.stdin.getWriter();
+      const enc = new TextEncoder();
+      let handler: ((m: GuestMessage) => void) | undefined;
+      let killed = false;
+      let stderr = "";
+      let markReady!: () => void;
+      const ready = new Promise<void>((r) => (markReady = r));
+      const decoder = new LineDecoder(
+        (msg) => (msg.t === "ready" ? markReady() : handler?.(msg)),
+        (text) => handler?.({ t: "log", level: "log", text }),
+      );
+      void (async () => {
+        for await (const chunk of child.stdout) decoder.push(chunk);
+      })().catch(() => {});
+      void (async () => {
+        const dec = new TextDecoder();
+        for await (const chunk of child.stderr) stderr = (stderr + dec.decode(chunk)).slice(-STDERR_KEEP);
+      })().catch(() => {});
+      const exited: Promise<IsolateExit> = child.status.then(async (s) => {
+        await Deno.remove(box, { recursive: true }).catch(() => {});
+        if (killed) return { reason: "killed" };
+        if (isOomExit(s.code, s.signal, stderr)) return { reason: "out-of-memory" };
+        return { reason: s.success ? "exited" : "crashed", detail: stderr.trim().slice(-500) || `exit ${s.code}` };
+      });
+      await Promise.race([
+        ready,
+        exited.then((e) => {
+          throw new Error(`deno exited before it was ready (${e.reason}${e.detail ? `: ${e.detail}` : ""})`);
+        }),
+      ]);
+      return {
+        send: (msg) => void stdin.write(enc.encode(JSON.stringify(msg) + "\n")).catch(() => {}),
+        onMessage: (h) => {
+          handler = h;
+        },
+        exited,
+        kill: () => {
+          if (killed) return;
+          killed = true;
+          try {
+            child.kill("SIGKILL");
+          } catch {
+            // already gone
+          }
+        },
+      };
+    },
+  };
+}
