@@ -57,7 +57,9 @@ export class IsolatePool {
    * for the CPU with the snippet that is about to run.
    */
   async take(): Promise<IsolateChannel> {
-    return this.#ready.shift() ?? this.host.start(this.limits);
+    const warm = this.#ready.shift();
+    if (warm) return warm;
+    return this.host.startNow ? this.host.startNow(this.limits) : this.host.start(this.limits);
   }
 
   async close(): Promise<void> {

@@ -90,6 +90,13 @@ export interface IsolateHost {
   readonly isolation: IsolationLevel;
   /** Start an isolate with the guest prelude loaded; resolves once it has said `ready`. */
   start(limits: IsolateLimits): Promise<IsolateChannel>;
+  /**
+   * Start an isolate and return its channel at once, before the guest is ready: messages sent
+   * meanwhile are queued (a pipe's or a Worker's own buffer) and read when the guest starts. The
+   * cold path: the snippet travels with the start instead of after a ready round trip. A failed
+   * start shows as `exited`. Optional; without it a cold call awaits `start()`.
+   */
+  startNow?(limits: IsolateLimits): IsolateChannel;
   /** Release whatever the host holds (a workerd process, a temp dir). */
   close?(): Promise<void>;
 }

@@ -16,6 +16,13 @@ export interface StdioGuestIo {
    * output piling up in the guest until it runs out of memory.
    */
   write: string;
+  /**
+   * A JavaScript expression for a function reading stdin synchronously into a Uint8Array,
+   * returning the byte count (0 at EOF, null when it would block: then the stream takes over). The guest reads its first message (the run)
+   * this way right after saying `ready`: setting up the async stdin stream costs several ms of
+   * a cold start, and a guest has nothing to do until its run arrives anyway.
+   */
+  readSync: string;
 }
 
 /** The whole guest script: prelude plus a line-delimited JSON transport. */
@@ -24,26 +31,55 @@ export function stdioGuestScript(io: StdioGuestIo): string {
 var __name = (f) => f; // esbuild's keepNames helper, should the prelude's source carry it
 const __deftWrite = ${io.write};
 const __deftEnc = new TextEncoder();
+// Host messages after the run are only ever replies to calls, so the async stdin stream (a few
+// ms to set up) starts with the first call. Nothing here touches timers: Deno's first
+// setTimeout costs ~12 ms, which a snippet that needs timers pays itself.
+let __deftHandler = null;
+let __deftStreaming = false;
+const __deftDec = new TextDecoder();
+let __deftBuf = "";
+const __deftDrain = () => {
+  let nl, n = 0;
+  while ((nl = __deftBuf.indexOf("\\n")) >= 0) {
+    const line = __deftBuf.slice(0, nl);
+    __deftBuf = __deftBuf.slice(nl + 1);
+    if (line) { n++; __deftHandler(JSON.parse(line)); }
+  }
+  return n;
+};
+const __deftStream = () => {
+  if (__deftStreaming) return;
+  __deftStreaming = true;
+  (async () => {
+    for await (const c of ${io.stdin}) {
+      __deftBuf += __deftDec.decode(c, { stream: true });
+      __deftDrain();
+    }
+  })();
+};
 const __deftTransport = {
   send(msg) {
     try {
       __deftWrite(__deftEnc.encode(JSON.stringify(msg) + "\\n"));
     } catch {}
+    if (msg.t === "call") __deftStream();
   },
   onMessage(handler) {
-    (async () => {
-      const dec = new TextDecoder();
-      let buf = "";
-      for await (const chunk of ${io.stdin}) {
-        buf += dec.decode(chunk, { stream: true });
-        let nl;
-        while ((nl = buf.indexOf("\\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line) handler(JSON.parse(line));
-        }
+    __deftHandler = handler;
+    // The first message (the run) is read synchronously, after the prelude has said "ready"
+    // (it does right after registering this handler): a cold start sends the run with the
+    // spawn, and a warm isolate has nothing to do until its run arrives.
+    queueMicrotask(() => {
+      const readSync = ${io.readSync};
+      const chunk = new Uint8Array(65536);
+      while (true) {
+        const n = readSync(chunk);
+        if (n === 0) return;
+        if (n == null) return __deftStream();
+        __deftBuf += __deftDec.decode(chunk.subarray(0, n), { stream: true });
+        if (__deftDrain()) return;
       }
-    })();
+    });
   },
 };
 (${guestMainSource()})(__deftTransport);

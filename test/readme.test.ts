@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseScenario } from "../core/emulator/mod.ts";
 import pkg from "../package.json" with { type: "json" };
+import { readmeWithTable } from "../scripts/hostile-table.ts";
 
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
@@ -13,6 +14,10 @@ describe("README", () => {
     expect(head).toContain("npm test");
     expect(pkg.scripts.dev).toBeTruthy();
     expect(pkg.scripts.test).toBeTruthy();
+  });
+
+  it("carries the hostile-suite table as the suite last wrote it (npm run hostile:table)", () => {
+    expect(readme).toBe(readmeWithTable(readme));
   });
 
   it("shows a scenario the emulator accepts", () => {

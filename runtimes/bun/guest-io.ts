@@ -15,4 +15,12 @@ export const BUN_STDIO: StdioGuestIo = {
     }
   }
 })(process.getBuiltinModule ? process.getBuiltinModule("node:fs") : require("node:fs"))`,
+  readSync: `((fs) => (b) => {
+  try {
+    return fs.readSync(0, b, 0, b.length, null);
+  } catch (e) {
+    if (e && e.code === "EAGAIN") return null;
+    throw e;
+  }
+})(process.getBuiltinModule ? process.getBuiltinModule("node:fs") : require("node:fs"))`,
 };

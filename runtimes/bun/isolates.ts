@@ -16,7 +16,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { guestMainSource } from "../../isolates/guest.ts";
 import type { GuestMessage, HostMessage, IsolateChannel, IsolateExit, IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
-import { LineDecoder, stdioGuestScript } from "../../isolates/stdio-guest.ts";
+import { stdioGuestScript } from "../../isolates/stdio-guest.ts";
+import { stdioChannel, type StdioChild } from "../node/stdio-channel.ts";
 import { BUN_STDIO } from "./guest-io.ts";
 
 /** The bun binary: DEFT_BUN, else this process's when it is Bun, else the npm package's, else `bun`. */
@@ -126,7 +127,6 @@ const BOX = "/box";
 const GUEST_FILE = "guest.js";
 /** Where the bun binary appears inside the sandbox. */
 const SANDBOX_BUN = "/bun";
-const STDERR_KEEP = 4096;
 /** Default BunBwrapOptions.taskAllowance. */
 export const DEFAULT_TASK_ALLOWANCE = 24;
 
@@ -305,85 +305,48 @@ export function bunBwrapHost(opts: BunBwrapOptions = {}): IsolateHost {
     }
   };
 
+  /** Spawn one guest in its cgroups and sandbox; the channel takes messages at once. */
+  const launch = (limits: IsolateLimits): StdioChild => {
+    if (!checked) {
+      checked = probeBwrap({ ...opts, bwrap, bun });
+      libs = sharedLibraries(bun);
+    }
+    if (!checked.ok) throw new Error(`the bun-bwrap tier is unavailable: ${checked.problem}`);
+    let cg: Cgroups;
+    try {
+      cg = makeCgroups(limits);
+    } catch (e) {
+      throw new Error(`the bun-bwrap tier could not create its cgroups under ${cgRoot}: ${(e as Error).message}`);
+    }
+    const box = mkdtempSync(join(opts.tmp ?? tmpdir(), "deft-bun-"));
+    writeFileSync(join(box, GUEST_FILE), script);
+    // The shell joins both cgroups, then becomes bwrap: limited from bwrap's first instruction.
+    const join2 = `echo $$ > '${cg.memory}/cgroup.procs' && echo $$ > '${cg.pids}/cgroup.procs' && exec "$0" "$@"`;
+    const child = spawn("/bin/sh", ["-c", join2, bwrap, ...bwrapArgs(bun, libs, box, limits)], {
+      env: { PATH: "/usr/bin:/bin" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    return stdioChannel(child, {
+      name: "bun in bubblewrap",
+      isOom: (code, signal) => oomKilled(cg) && (code === 137 || signal === "SIGKILL" || code !== 0),
+      cleanup: () => {
+        killAll(cg); // anything the guest left behind (already gone when its pid namespace ended)
+        void removeCgroups(cg);
+        rmSync(box, { recursive: true, force: true });
+      },
+      onKill: () => killAll(cg),
+    });
+  };
+
   return {
     tier: "bun-bwrap",
     isolation: "os-sandbox",
-    start: (limits: IsolateLimits) =>
-      new Promise<IsolateChannel>((resolve, reject) => {
-        if (!checked) {
-          checked = probeBwrap({ ...opts, bwrap, bun });
-          libs = sharedLibraries(bun);
-        }
-        if (!checked.ok) return reject(new Error(`the bun-bwrap tier is unavailable: ${checked.problem}`));
-        let cg: Cgroups;
-        try {
-          cg = makeCgroups(limits);
-        } catch (e) {
-          return reject(new Error(`the bun-bwrap tier could not create its cgroups under ${cgRoot}: ${(e as Error).message}`));
-        }
-        const box = mkdtempSync(join(opts.tmp ?? tmpdir(), "deft-bun-"));
-        writeFileSync(join(box, GUEST_FILE), script);
-        // The shell joins both cgroups, then becomes bwrap: limited from bwrap's first instruction.
-        const join2 = `echo $$ > '${cg.memory}/cgroup.procs' && echo $$ > '${cg.pids}/cgroup.procs' && exec "$0" "$@"`;
-        const child = spawn("/bin/sh", ["-c", join2, bwrap, ...bwrapArgs(bun, libs, box, limits)], {
-          env: { PATH: "/usr/bin:/bin" },
-          stdio: ["pipe", "pipe", "pipe"],
-        });
-        let handler: ((m: GuestMessage) => void) | undefined;
-        let ready = false;
-        let killed = false;
-        let stderr = "";
-        const stray: string[] = [];
-        const exited = new Promise<IsolateExit>((res) => {
-          child.once("close", (code, signal) => {
-            const oom = oomKilled(cg);
-            killAll(cg); // anything the guest left behind (already gone when its pid namespace ended)
-            void removeCgroups(cg);
-            rmSync(box, { recursive: true, force: true });
-            if (killed) return res({ reason: "killed" });
-            if (oom && (code === 137 || signal === "SIGKILL" || code !== 0)) return res({ reason: "out-of-memory" });
-            const detail = (stderr.trim() || stray.join("\n")).slice(-500) || `exit ${code ?? signal}`;
-            res({ reason: code === 0 ? "exited" : "crashed", detail });
-          });
-        });
-        const decoder = new LineDecoder(
-          (msg) => {
-            if (msg.t === "ready" && !ready) {
-              ready = true;
-              return resolve(channel);
-            }
-            handler?.(msg);
-          },
-          (text) => {
-            if (!ready) stray.push(text.slice(0, 500));
-            handler?.({ t: "log", level: "log", text });
-          },
-        );
-        child.stdout.on("data", (b: Uint8Array) => decoder.push(b));
-        child.stderr.on("data", (b: Uint8Array) => {
-          stderr = (stderr + new TextDecoder().decode(b)).slice(-STDERR_KEEP);
-        });
-        child.stdin.on("error", () => {});
-        child.once("error", (e) => reject(new Error(`cannot start ${bwrap}: ${e.message}`)));
-        exited.then((exit) => {
-          if (!ready) reject(new Error(`bun in bubblewrap exited before it was ready (${exit.reason}${exit.detail ? `: ${exit.detail}` : ""})`));
-        });
-        const channel: IsolateChannel = {
-          send: (msg) => {
-            if (!child.stdin.destroyed) child.stdin.write(JSON.stringify(msg) + "\n");
-          },
-          onMessage: (h) => {
-            handler = h;
-          },
-          exited,
-          kill: () => {
-            if (child.exitCode !== null || child.signalCode !== null) return;
-            killed = true;
-            child.kill("SIGKILL");
-            killAll(cg);
-          },
-        };
-      }),
+    start: async (limits) => {
+      const { channel, ready } = launch(limits);
+      await ready;
+      return channel;
+    },
+    startNow: (limits) => launch(limits).channel,
   };
 }
 

@@ -5,4 +5,5 @@ import type { StdioGuestIo } from "../../isolates/stdio-guest.ts";
 export const DENO_STDIO: StdioGuestIo = {
   stdin: "Deno.stdin.readable",
   write: "(b) => { for (let o = 0; o < b.length; ) o += Deno.stdout.writeSync(b.subarray(o)); }",
+  readSync: "(b) => Deno.stdin.readSync(b)",
 };

@@ -7,9 +7,10 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DENO_GUEST_FILE, denoGuestArgs, denoGuestEnv, isOomExit } from "../../isolates/deno-guest.ts";
-import type { GuestMessage, IsolateChannel, IsolateExit, IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
-import { LineDecoder, stdioGuestScript } from "../../isolates/stdio-guest.ts";
+import type { IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
+import { stdioGuestScript } from "../../isolates/stdio-guest.ts";
 import { DENO_STDIO } from "../deno/guest-io.ts";
+import { stdioChannel, type StdioChild } from "./stdio-channel.ts";
 
 /** The deno binary: DEFT_DENO, else the npm package's (a dev dependency), else `deno` on PATH. */
 export function denoBinary(env: Record<string, string | undefined> = process.env): string {
@@ -21,68 +22,42 @@ export function denoBinary(env: Record<string, string | undefined> = process.env
   return "deno";
 }
 
-/** Stray stdout and stderr kept per isolate, to explain a crash. */
-const STDERR_KEEP = 4096;
-
 export function denoSubprocessHost(opts: { deno?: string; tmp?: string } = {}): IsolateHost {
   const deno = opts.deno ?? denoBinary();
-  const script = stdioGuestScript(DENO_STDIO);
+  let shared: string | undefined;
+  const sharedDir = (): string => {
+    if (!shared) {
+      shared = mkdtempSync(join(opts.tmp ?? tmpdir(), "deft-deno-shared-"));
+      writeFileSync(join(shared, DENO_GUEST_FILE), stdioGuestScript(DENO_STDIO));
+    }
+    return shared;
+  };
+
+  /** Spawn one guest; the channel takes messages at once (stdin buffers them). */
+  const launch = (limits: IsolateLimits): StdioChild => {
+    const dir = sharedDir();
+    const box = mkdtempSync(join(opts.tmp ?? tmpdir(), "deft-deno-"));
+    const child = spawn(deno, denoGuestArgs(dir, box, limits), { cwd: box, env: denoGuestEnv(dir, box), stdio: ["pipe", "pipe", "pipe"] });
+    return stdioChannel(child, { name: "deno", isOom: isOomExit, cleanup: () => rmSync(box, { recursive: true, force: true }) });
+  };
+
   return {
     tier: "deno-subprocess",
     isolation: "isolate",
-    start: (limits: IsolateLimits) =>
-      new Promise<IsolateChannel>((resolve, reject) => {
-        const box = mkdtempSync(join(opts.tmp ?? tmpdir(), "deft-deno-"));
-        writeFileSync(join(box, DENO_GUEST_FILE), script);
-        const child = spawn(deno, denoGuestArgs(box, limits), { cwd: box, env: denoGuestEnv(box), stdio: ["pipe", "pipe", "pipe"] });
-        let handler: ((m: GuestMessage) => void) | undefined;
-        let ready = false;
-        let stderr = "";
-        const stray: string[] = [];
-        const exited = new Promise<IsolateExit>((res) => {
-          child.once("close", (code, signal) => {
-            rmSync(box, { recursive: true, force: true });
-            if (killed) return res({ reason: "killed" });
-            if (isOomExit(code, signal, stderr)) return res({ reason: "out-of-memory" });
-            const detail = (stderr.trim() || stray.join("\n")).slice(-500) || `exit ${code ?? signal}`;
-            res({ reason: code === 0 ? "exited" : "crashed", detail });
-          });
-        });
-        let killed = false;
-        const decoder = new LineDecoder(
-          (msg) => {
-            if (msg.t === "ready" && !ready) {
-              ready = true;
-              return resolve(channel);
-            }
-            handler?.(msg);
-          },
-          // Text the snippet wrote to stdout itself: reported as console output.
-          (text) => handler?.({ t: "log", level: "log", text }),
-        );
-        child.stdout.on("data", (b: Buffer) => decoder.push(b));
-        child.stderr.on("data", (b: Buffer) => {
-          stderr = (stderr + b.toString("utf8")).slice(-STDERR_KEEP);
-        });
-        child.stdin.on("error", () => {}); // EPIPE once the guest is gone
-        child.once("error", (e) => reject(new Error(`cannot start ${deno}: ${e.message}`)));
-        exited.then((exit) => {
-          if (!ready) reject(new Error(`deno exited before it was ready (${exit.reason}${exit.detail ? `: ${exit.detail}` : ""})`));
-        });
-        const channel: IsolateChannel = {
-          send: (msg) => {
-            if (!child.stdin.destroyed) child.stdin.write(JSON.stringify(msg) + "\n");
-          },
-          onMessage: (h) => {
-            handler = h;
-          },
-          exited,
-          kill: () => {
-            if (child.exitCode !== null || child.signalCode !== null) return;
-            killed = true;
-            child.kill("SIGKILL");
-          },
-        };
-      }),
+    start: async (limits) => {
+      const { channel, ready } = launch(limits);
+      await ready;
+      return channel;
+    },
+    startNow: (limits) => launch(limits).channel,
+    close: async () => {
+      // Deno may still be writing its cache as the last guests die: retry, and never fail a close.
+      if (shared) {
+        try {
+          rmSync(shared, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+        } catch {}
+      }
+      shared = undefined;
+    },
   };
 }
