@@ -118,7 +118,12 @@ export function guestMain(transport: GuestTransport, precompiled?: Snippet): voi
   transport.send({ t: "ready" });
 }
 
-/** The prelude as JavaScript source: `(${guestMainSource()})(transport, snippet?)`. */
+/**
+ * The prelude as a JavaScript expression: `(${guestMainSource()})(transport, snippet?)`. The
+ * function's source is whatever the host's loader made of it; a TypeScript loader that keeps
+ * names (tsx, esbuild's keepNames) adds calls to a module-level `__name` helper, which the guest
+ * does not have, so the expression brings its own.
+ */
 export function guestMainSource(): string {
-  return guestMain.toString();
+  return `(() => { var __name = (f) => f; return ${guestMain.toString()}; })()`;
 }

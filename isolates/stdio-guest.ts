@@ -28,7 +28,6 @@ export interface StdioGuestIo {
 /** The whole guest script: prelude plus a line-delimited JSON transport. */
 export function stdioGuestScript(io: StdioGuestIo): string {
   return `"use strict";
-var __name = (f) => f; // esbuild's keepNames helper, should the prelude's source carry it
 const __deftWrite = ${io.write};
 const __deftEnc = new TextEncoder();
 // Host messages after the run are only ever replies to calls, so the async stdin stream (a few

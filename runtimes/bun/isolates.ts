@@ -37,7 +37,6 @@ export function bunBinary(env: Record<string, string | undefined> = process.env)
 /** The worker's script: the prelude over postMessage. */
 export function bunWorkerScript(): string {
   return `"use strict";
-var __name = (f) => f;
 const __deftTransport = {
   send(msg) { self.postMessage(msg); },
   onMessage(handler) { self.onmessage = (e) => handler(e.data); },
@@ -49,57 +48,71 @@ const __deftTransport = {
 /** A Worker per isolate, in this process. For trusted code only: see the top of this file. */
 export function bunWorkerHost(): IsolateHost {
   const blob = new Blob([bunWorkerScript()], { type: "application/javascript" });
+  /** One Worker; the channel takes messages at once (a Worker queues them until it runs). */
+  const launch = (): { channel: IsolateChannel; ready: Promise<void> } => {
+    // A blob URL per isolate, revoked once it is loaded: pools sharing this host may close it.
+    const url = URL.createObjectURL(blob);
+    const worker = new Worker(url);
+    let handler: ((m: GuestMessage) => void) | undefined;
+    let isReady = false;
+    let done = false;
+    let markReady!: () => void;
+    let notReady!: (e: Error) => void;
+    const ready = new Promise<void>((res, rej) => ((markReady = res), (notReady = rej)));
+    ready.catch(() => {});
+    let settle!: (e: IsolateExit) => void;
+    const exited = new Promise<IsolateExit>((res) => (settle = res));
+    const finish = (e: IsolateExit): void => {
+      if (done) return;
+      done = true;
+      URL.revokeObjectURL(url);
+      settle(e);
+      if (!isReady) notReady(new Error(`the bun worker stopped before it was ready (${e.reason}${e.detail ? `: ${e.detail}` : ""})`));
+    };
+    worker.onmessage = (ev: MessageEvent) => {
+      const msg = ev.data as GuestMessage;
+      if (msg?.t === "ready") {
+        if (!isReady) {
+          isReady = true;
+          URL.revokeObjectURL(url);
+          markReady();
+        }
+        return;
+      }
+      handler?.(msg);
+    };
+    worker.onerror = (ev: ErrorEvent) => {
+      ev.preventDefault?.();
+      finish({ reason: "crashed", detail: ev.message || "worker error" });
+      worker.terminate();
+    };
+    // Bun emits "close" when a worker ends (terminate() or its event loop draining).
+    worker.addEventListener("close", () => finish({ reason: "exited" }));
+    const channel: IsolateChannel = {
+      send: (msg: HostMessage) => {
+        if (!done) worker.postMessage(msg);
+      },
+      onMessage: (h) => {
+        handler = h;
+      },
+      exited,
+      kill: () => {
+        if (done) return;
+        finish({ reason: "killed" });
+        worker.terminate();
+      },
+    };
+    return { channel, ready };
+  };
   return {
     tier: "bun-worker",
     isolation: "in-process",
-    start: (_limits: IsolateLimits) =>
-      new Promise<IsolateChannel>((resolve, reject) => {
-        // A blob URL per isolate, revoked once it is loaded: pools sharing this host may close it.
-        const url = URL.createObjectURL(blob);
-        const worker = new Worker(url);
-        let handler: ((m: GuestMessage) => void) | undefined;
-        let ready = false;
-        let done = false;
-        let settle!: (e: IsolateExit) => void;
-        const exited = new Promise<IsolateExit>((res) => (settle = res));
-        const finish = (e: IsolateExit): void => {
-          if (done) return;
-          done = true;
-          URL.revokeObjectURL(url);
-          settle(e);
-          if (!ready) reject(new Error(`the bun worker stopped before it was ready (${e.reason}${e.detail ? `: ${e.detail}` : ""})`));
-        };
-        worker.onmessage = (ev: MessageEvent) => {
-          const msg = ev.data as GuestMessage;
-          if (msg?.t === "ready" && !ready) {
-            ready = true;
-            URL.revokeObjectURL(url);
-            return resolve(channel);
-          }
-          handler?.(msg);
-        };
-        worker.onerror = (ev: ErrorEvent) => {
-          ev.preventDefault?.();
-          finish({ reason: "crashed", detail: ev.message || "worker error" });
-          worker.terminate();
-        };
-        // Bun emits "close" when a worker ends (terminate() or its event loop draining).
-        worker.addEventListener("close", () => finish({ reason: "exited" }));
-        const channel: IsolateChannel = {
-          send: (msg: HostMessage) => {
-            if (!done) worker.postMessage(msg);
-          },
-          onMessage: (h) => {
-            handler = h;
-          },
-          exited,
-          kill: () => {
-            if (done) return;
-            finish({ reason: "killed" });
-            worker.terminate();
-          },
-        };
-      }),
+    start: async () => {
+      const { channel, ready } = launch();
+      await ready;
+      return channel;
+    },
+    startNow: () => launch().channel,
   };
 }
 

@@ -15,7 +15,7 @@ import type { Readable } from "node:stream";
 import { Miniflare } from "miniflare";
 import type { GuestMessage, HostMessage, IsolateChannel, IsolateExit, IsolateHost, WireRequest, WireResponse } from "../../isolates/protocol.ts";
 import { fromBase64, toBase64 } from "../../isolates/protocol.ts";
-import { WORKERS_GUEST_MAIN, WORKERS_TOKEN_HEADER, workersGuestModules } from "../../isolates/workers-guest.ts";
+import { WORKERS_GUEST_MAIN, WORKERS_TOKEN_HEADER, workersGuestModules, type WorkersFinalBatch } from "../../isolates/workers-guest.ts";
 import { PARENT_WORKER_SCRIPT } from "./parent-worker.ts";
 
 export interface WorkersLoaderHostOptions {
@@ -166,32 +166,38 @@ export function workersLoaderHost(opts: WorkersLoaderHostOptions = {}): WorkersL
     return sl;
   };
 
+  /**
+   * Deliver a batch of guest messages in sequence order (batches can arrive out of order: the
+   * guest's requests to HOST, and its last batch in the answer to the run); resolves once it has
+   * been delivered, with the replies to its calls.
+   */
+  const acceptBatch = async (run: Run, seq: number, msgs: GuestMessage[]): Promise<Reply[]> => {
+    const turn = seq < run.nextSeq ? Promise.resolve() : new Promise<void>((r) => run.delivered.set(seq, r));
+    // Take this batch's reply slots now: a reply can come back before `turn` settles.
+    const waits = msgs.filter((m) => m.t === "call").map((m) => slot(run, m.id).p);
+    run.batches.set(seq, msgs);
+    while (run.batches.has(run.nextSeq)) {
+      const n = run.nextSeq++;
+      const batch = run.batches.get(n)!;
+      run.batches.delete(n);
+      for (const m of batch) {
+        if (m.t === "call") slot(run, m.id);
+        deliver(run, m);
+      }
+      run.delivered.get(n)?.();
+      run.delivered.delete(n);
+    }
+    await turn;
+    return Promise.all(waits);
+  };
+
   const hostBinding = async (req: Request): Promise<Response> => {
     const run = runs.get(req.headers.get(WORKERS_TOKEN_HEADER) ?? "");
     if (!run || run.killed) return new Response("gone", { status: 410 });
     const path = new URL(req.url).pathname;
     if (path === "/msg") {
       const { seq, msgs } = (await req.json()) as { seq: number; msgs: GuestMessage[] };
-      // Deliver in sequence order (batches can arrive out of order); answer once this batch has
-      // been delivered, with the replies to its calls. The guest treats the answer to the batch
-      // holding `done` as the end of the run, so it must not come before `done` is delivered.
-      const turn = seq < run.nextSeq ? Promise.resolve() : new Promise<void>((r) => run.delivered.set(seq, r));
-      // Take this batch's reply slots now: a reply can come back before `turn` settles.
-      const waits = msgs.filter((m) => m.t === "call").map((m) => slot(run, m.id).p);
-      run.batches.set(seq, msgs);
-      while (run.batches.has(run.nextSeq)) {
-        const n = run.nextSeq++;
-        const batch = run.batches.get(n)!;
-        run.batches.delete(n);
-        for (const m of batch) {
-          if (m.t === "call") slot(run, m.id);
-          deliver(run, m);
-        }
-        run.delivered.get(n)?.();
-        run.delivered.delete(n);
-      }
-      await turn;
-      return Response.json(await Promise.all(waits));
+      return Response.json(await acceptBatch(run, seq, msgs));
     }
     if (path === "/outbound") {
       // The guest's own fetch(): answered like its `fetch` call, by the session's outbound handler.
@@ -228,8 +234,15 @@ export function workersLoaderHost(opts: WorkersLoaderHostOptions = {}): WorkersL
     try {
       const res = await gen.mf.dispatchFetch(`${PARENT}/run`, { method: "POST", body, signal: run.abort.signal });
       const r = (await res.json()) as { ok: boolean; error?: { name: string; message: string }; detail?: string };
+      // The guest's answer (passed on by the parent as `detail`): its last batch, `done` in it.
+      let problems = "";
+      if (r.ok && r.detail) {
+        const last = JSON.parse(r.detail) as WorkersFinalBatch;
+        problems = last.problems.join("; ").slice(0, 500);
+        await acceptBatch(run, last.seq, last.msgs as GuestMessage[]);
+      }
       if (!r.ok && !run.sawDone) deliver(run, { t: "done", ok: false, error: r.error ?? { name: "Error", message: "the worker failed" } });
-      run.exit({ reason: "exited", ...(r.detail ? { detail: `guest transport: ${r.detail}` } : {}) });
+      run.exit({ reason: "exited", ...(problems ? { detail: `guest transport: ${problems}` } : {}) });
     } catch (e) {
       if (run.killed) return;
       // The process went away under this run: wait for its stderr to close to tell why.

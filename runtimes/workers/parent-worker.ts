@@ -2,7 +2,8 @@
 // through Miniflare) and is the only code there with the LOADER binding. Shipped as text.
 //
 //   POST /run   {token, id, compatibilityDate, modules}: load a dynamic worker with those modules
-//               and fetch it once (which runs the snippet); answers {ok} or {ok:false, error}
+//               and fetch it once (which runs the snippet); answers {ok, detail: the guest's
+//               last batch of messages} or {ok:false, error}
 //               when the worker fails to load or throws outside the snippet.
 //   GET  /ping  liveness: workerd runs every isolate on one thread, so a CPU-bound guest makes
 //               this hang; the host uses that to decide whether to restart workerd.
@@ -41,7 +42,7 @@ const parent = {
     }));
     try {
       const res = await worker.getEntrypoint().fetch("http://guest/run");
-      return Response.json({ ok: true, detail: await res.text() }); // detail: transport problems, if any
+      return Response.json({ ok: true, detail: await res.text() }); // detail: the guest's last batch (JSON)
     } catch (e) {
       return Response.json({ ok: false, error: { name: (e && e.name) || "Error", message: String((e && e.message) || e) } });
     }

@@ -17,6 +17,7 @@ import { createEmulator, type ObserveEvent, type Scenario } from "../../core/emu
 import { NODE_FLAGS } from "../../runtimes/node/runtime.ts";
 import { serveFetch } from "../../runtimes/node/serve.ts";
 import type { ClientConfig, ClientKind } from "./client.ts";
+import { benchIsolates, isolatesSection } from "./isolates.ts";
 import { fmt, KiB, mdTable, MiB, percentile } from "./stats.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -403,6 +404,7 @@ function roundRatios(a: ClientKind, b: ClientKind, pick: (r: ClientResult) => nu
 }
 await served.close();
 emulator.close();
+const isolateRows = await benchIsolates();
 const totalS = (performance.now() - t0) / 1000;
 
 // ----- report -----
@@ -591,8 +593,8 @@ the growth from ${CONC_SESSIONS} to ${2 * CONC_SESSIONS} live sessions, divided 
 numbers, not network numbers: compare rows, not machines.
 `;
 
-writeFileSync(join(ROOT, "BENCHMARKS.md"), md);
+writeFileSync(join(ROOT, "BENCHMARKS.md"), `${md}\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}`);
 process.stdout.write(
-  `\n${mainTable(spec)}\n\n${ratioTable(spec)}\n\n${concTable}\n\n${steady ? `steady state:\n\n${mainTable(steady)}\n\n${roundRatioTable()}\n\n` : ""}${machine}\n\nwrote BENCHMARKS.md (${fmt(totalS, 0)} s)\n`,
+  `\n${mainTable(spec)}\n\n${ratioTable(spec)}\n\n${concTable}\n\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${steady ? `steady state:\n\n${mainTable(steady)}\n\n${roundRatioTable()}\n\n` : ""}${machine}\n\nwrote BENCHMARKS.md (${fmt(totalS, 0)} s)\n`,
 );
 process.exit(0);
