@@ -72,6 +72,18 @@ export const lookup = defineTool({ name: "lookup_order", description: "Find an o
     expect(tools[0]).toEqual({ type: "agent_toolset_20260401" });
     expect(tools[1]).toMatchObject({ type: "custom", name: "lookup_order", description: "Find an order", input_schema: { type: "object", required: ["id"] } });
     expect(tools[1].input_schema.properties.id.type).toBe("integer");
+    // `execute` is declared as a custom tool too (the runtime hosts an isolate tier).
+    expect(tools[2]).toMatchObject({ type: "custom", name: "execute", input_schema: { type: "object", required: ["code"] } });
+    expect(tools[2].input_schema.properties.language.enum).toEqual(["js", "ts"]);
+  });
+
+  it("--sandbox none drops execute; a tier the runtime does not host is refused with the choices", async () => {
+    const none = await runDeft("node", ["tools", "--json", "--sandbox", "none"]);
+    expect(none.code).toBe(0);
+    expect(JSON.parse(none.stdout)).toEqual([{ type: "agent_toolset_20260401" }]);
+    const wrong = await runDeft("node", ["tools", "--sandbox", "bun-bwrap"]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('node does not host the "bun-bwrap" tier (choose one of: auto, none, deno-subprocess)');
   });
 });
 

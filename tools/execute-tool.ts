@@ -12,11 +12,55 @@ import type { GuestBindings, Sandbox } from "../core/sandbox/sandbox.ts";
 export const EXECUTE_DEFAULT_TIMEOUT_MS = 30_000;
 export const EXECUTE_MAX_TIMEOUT_MS = 300_000;
 
-const DESCRIPTION = `Run a JavaScript or TypeScript snippet in an isolated sandbox and return its console output and result.
+const WORKSPACE_TYPES = `declare const workspace: {
+  readFile(path: string): Promise<string>; readBytes(path: string): Promise<Uint8Array>;
+  writeFile(path: string, data: string | Uint8Array): Promise<void>;
+  readdir(path?: string): Promise<Array<{ name: string; type: "file" | "directory" | "symlink" }>>;
+  stat(path: string): Promise<{ type: "file" | "directory" | "symlink"; size: number; mtimeMs: number }>;
+  mkdir(path: string): Promise<void>; remove(path: string, opts?: { recursive?: boolean }): Promise<void>;
+  rename(from: string, to: string): Promise<void>; exists(path: string): Promise<boolean>;
+};`;
+
+/** The tool's description: what the snippet can use, as TypeScript declarations. */
+function describe(tools: Tool[]): string {
+  const toolTypes = tools.map((t) => `  ${t.name}(input: ${tsType(t.inputSchema())}): Promise<string>;`).join("\n");
+  return `Run a JavaScript or TypeScript snippet in an isolated sandbox and return its console output and result.
 The snippet is the body of an async function: use top-level await and \`return\` a JSON-serialisable value.
-Available inside: \`workspace\` (readFile, readBytes, writeFile, readdir, stat, mkdir, remove, rename, exists; paths relative to the workspace),
-\`tools\` (the session's other tools, e.g. \`await tools.grep({pattern: "TODO"})\` returns their text output),
-\`fetch\` (goes through the environment's egress policy), and \`console\`. No other network, no host files, no processes.`;
+Paths are relative to the workspace. A tool call returns the tool's text output, or throws with its error text.
+\`fetch\` goes through the environment's egress policy; \`console\` is captured. No other network, host files or processes.
+${WORKSPACE_TYPES}
+declare const tools: {
+${toolTypes}
+};`;
+}
+
+/** A JSON schema (as zod renders one) as a TypeScript type, for the declarations above. */
+function tsType(s: Record<string, unknown> | undefined): string {
+  if (!s) return "unknown";
+  if (Array.isArray(s["enum"])) return (s["enum"] as unknown[]).map((v) => JSON.stringify(v)).join(" | ");
+  switch (s["type"]) {
+    case "string":
+      return "string";
+    case "integer":
+    case "number":
+      return "number";
+    case "boolean":
+      return "boolean";
+    case "array": {
+      const items = s["prefixItems"] as Array<Record<string, unknown>> | undefined;
+      return items ? `[${items.map(tsType).join(", ")}]` : `${tsType(s["items"] as Record<string, unknown>)}[]`;
+    }
+    case "object": {
+      const props = (s["properties"] ?? {}) as Record<string, Record<string, unknown>>;
+      const req = new Set((s["required"] ?? []) as string[]);
+      return `{ ${Object.entries(props)
+        .map(([k, v]) => `${k}${req.has(k) ? "" : "?"}: ${tsType(v)}`)
+        .join("; ")} }`;
+    }
+    default:
+      return "unknown";
+  }
+}
 
 export function executeTool(sandbox: Sandbox, opts: { tools?: Tool[]; outbound?: GuestBindings["outbound"] } = {}): Tool {
   const inner = new Router({ builtin: opts.tools ?? [] });
@@ -36,7 +80,7 @@ export function executeTool(sandbox: Sandbox, opts: { tools?: Tool[]; outbound?:
   });
   return defineTool({
     name: "execute",
-    description: DESCRIPTION,
+    description: describe(inner.builtinTools),
     input: z.object({
       code: z.string().min(1).max(1_000_000),
       language: z.enum(["js", "ts"]).default("js"),

@@ -23,7 +23,7 @@ import type { IFileSystem } from "just-bash";
 import { z } from "zod";
 import { defineTool, ToolError, type Tool, type ToolContext } from "../core/router/mod.ts";
 import { WorkspaceFsError, type WorkspaceFs } from "../core/sandbox/sandbox.ts";
-import { ERRNO_TEXT } from "./workspace-fs.ts";
+import { ERRNO_TEXT, type BashWorkspaceFs } from "./workspace-fs.ts";
 
 export const DEFAULT_READ_CAP = 256 * 1024;
 export const DEFAULT_BASH_TIMEOUT_MS = 120_000;
@@ -131,7 +131,7 @@ function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
 /** Whether just-bash's defense-in-depth layer works on this runtime (learnt on first use). */
 let defenseInDepthWorks = true;
 
-export function standardToolset(fs: WorkspaceFs & { readonly bashFs: IFileSystem }, opts: StandardToolsetOptions = {}): Tool[] {
+export function standardToolset(fs: BashWorkspaceFs, opts: StandardToolsetOptions = {}): Tool[] {
   const readCap = opts.maxFileBytes === undefined ? DEFAULT_READ_CAP : opts.maxFileBytes;
   const bashDefaultTimeout = opts.bashTimeoutMs ?? DEFAULT_BASH_TIMEOUT_MS;
 
@@ -206,6 +206,7 @@ export function standardToolset(fs: WorkspaceFs & { readonly bashFs: IFileSystem
     }
   };
   const runBashOnce = async (command: string, timeoutMs: number, ctx: ToolContext): Promise<string> => {
+    await fs.prepareShell();
     const shell = shellFor(timeoutMs);
     const ac = new AbortController();
     const onAbort = (): void => ac.abort(ctx.signal.reason);

@@ -123,6 +123,22 @@ class LimitedFs implements IFileSystem {
     this.#entries = 0;
   }
 
+  /**
+   * Run `install` (which writes the shell's virtual layout) without counting what it writes as
+   * usage: the delta joins the baseline.
+   */
+  async excluded(install: () => void): Promise<void> {
+    const before = await this.#scan();
+    const bytes = this.#bytes;
+    const entries = this.#entries;
+    install();
+    const after = await this.#scan();
+    this.#baseBytes += after.bytes - before.bytes;
+    this.#baseEntries += after.entries - before.entries;
+    this.#bytes = bytes;
+    this.#entries = entries;
+  }
+
   usage(): { bytes: number; entries: number } {
     return { bytes: this.#bytes, entries: this.#entries };
   }
@@ -334,7 +350,15 @@ export interface WorkspaceFsOptions {
   limits?: Partial<WorkspaceLimits>;
 }
 
-export type BashWorkspaceFs = WorkspaceFs & { readonly bashFs: IFileSystem };
+export type BashWorkspaceFs = WorkspaceFs & {
+  readonly bashFs: IFileSystem;
+  /**
+   * Install the simulated shell's virtual layout (/bin, /usr/bin, /dev, /proc), outside the
+   * usage counts. Done on the first `bash` call, not at creation: the layout is ~90 KiB of heap
+   * per session, and most sessions never run bash.
+   */
+  prepareShell(): Promise<void>;
+};
 
 /** An empty in-memory workspace at `root`, with the shell's view of the same tree. */
 export function createWorkspaceFs(opts: WorkspaceFsOptions = {}): BashWorkspaceFs {
@@ -343,9 +367,8 @@ export function createWorkspaceFs(opts: WorkspaceFsOptions = {}): BashWorkspaceF
   const limits: WorkspaceLimits = { ...DEFAULT_WORKSPACE_LIMITS, ...opts.limits };
   const fs = new LimitedFs(limits);
   fs.inner.mkdirSync(root, { recursive: true });
-  // Install the shell's virtual layout now so it is part of the baseline, not of usage.
-  new Bash({ fs, cwd: root });
   let ready: Promise<void> | null = fs.setBaseline();
+  let shellReady: Promise<void> | undefined;
   const init = async (): Promise<void> => {
     if (ready) {
       await ready;
@@ -422,6 +445,10 @@ export function createWorkspaceFs(opts: WorkspaceFsOptions = {}): BashWorkspaceF
     root,
     limits,
     bashFs: fs,
+    prepareShell() {
+      shellReady ??= init().then(() => fs.excluded(() => void new Bash({ fs, cwd: root })));
+      return shellReady;
+    },
     async realpath(p) {
       await init();
       return resolve(p);
