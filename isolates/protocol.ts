@@ -101,6 +101,28 @@ export interface IsolateHost {
   close?(): Promise<void>;
 }
 
+/** An isolate as a shim launches it: its channel at once, and when its guest is ready. */
+export interface Launched {
+  channel: IsolateChannel;
+  /** Settles when the guest says `ready`; rejects if it is gone first. */
+  ready: Promise<void>;
+}
+
+/** An IsolateHost from a launch function: `start` waits for the guest, `startNow` does not. */
+export function launchingHost(o: Pick<IsolateHost, "tier" | "isolation" | "close"> & { launch(limits: IsolateLimits): Launched }): IsolateHost {
+  return {
+    tier: o.tier,
+    isolation: o.isolation,
+    start: async (limits) => {
+      const { channel, ready } = o.launch(limits);
+      await ready;
+      return channel;
+    },
+    startNow: (limits) => o.launch(limits).channel,
+    ...(o.close ? { close: o.close } : {}),
+  };
+}
+
 export const toBase64 = (bytes: Uint8Array): string => {
   let s = "";
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));

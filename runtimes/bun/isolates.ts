@@ -15,9 +15,9 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { guestMainSource } from "../../isolates/guest.ts";
-import type { GuestMessage, HostMessage, IsolateChannel, IsolateExit, IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
+import { launchingHost, type GuestMessage, type HostMessage, type IsolateChannel, type IsolateExit, type IsolateHost, type IsolateLimits, type Launched } from "../../isolates/protocol.ts";
 import { stdioGuestScript } from "../../isolates/stdio-guest.ts";
-import { stdioChannel, type StdioChild } from "../node/stdio-channel.ts";
+import { stdioChannel } from "../node/stdio-channel.ts";
 import { BUN_STDIO } from "./guest-io.ts";
 
 /** The bun binary: DEFT_BUN, else this process's when it is Bun, else the npm package's, else `bun`. */
@@ -49,7 +49,7 @@ const __deftTransport = {
 export function bunWorkerHost(): IsolateHost {
   const blob = new Blob([bunWorkerScript()], { type: "application/javascript" });
   /** One Worker; the channel takes messages at once (a Worker queues them until it runs). */
-  const launch = (): { channel: IsolateChannel; ready: Promise<void> } => {
+  const launch = (): Launched => {
     // A blob URL per isolate, revoked once it is loaded: pools sharing this host may close it.
     const url = URL.createObjectURL(blob);
     const worker = new Worker(url);
@@ -104,16 +104,7 @@ export function bunWorkerHost(): IsolateHost {
     };
     return { channel, ready };
   };
-  return {
-    tier: "bun-worker",
-    isolation: "in-process",
-    start: async () => {
-      const { channel, ready } = launch();
-      await ready;
-      return channel;
-    },
-    startNow: () => launch().channel,
-  };
+  return launchingHost({ tier: "bun-worker", isolation: "in-process", launch });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,7 +310,7 @@ export function bunBwrapHost(opts: BunBwrapOptions = {}): IsolateHost {
   };
 
   /** Spawn one guest in its cgroups and sandbox; the channel takes messages at once. */
-  const launch = (limits: IsolateLimits): StdioChild => {
+  const launch = (limits: IsolateLimits): Launched => {
     if (!checked) {
       checked = probeBwrap({ ...opts, bwrap, bun });
       libs = sharedLibraries(bun);
@@ -351,16 +342,7 @@ export function bunBwrapHost(opts: BunBwrapOptions = {}): IsolateHost {
     });
   };
 
-  return {
-    tier: "bun-bwrap",
-    isolation: "os-sandbox",
-    start: async (limits) => {
-      const { channel, ready } = launch(limits);
-      await ready;
-      return channel;
-    },
-    startNow: (limits) => launch(limits).channel,
-  };
+  return launchingHost({ tier: "bun-bwrap", isolation: "os-sandbox", launch });
 }
 
 // ---------------------------------------------------------------------------------------------

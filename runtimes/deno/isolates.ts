@@ -1,7 +1,7 @@
 // The Deno subprocess isolate tier, hosted from Deno: the same guest, flags and protocol as the
 // Node-hosted one (runtimes/node/deno-isolates.ts), spawned with Deno.Command.
 import { DENO_GUEST_FILE, denoGuestArgs, denoGuestEnv, isOomExit } from "../../isolates/deno-guest.ts";
-import type { GuestMessage, IsolateChannel, IsolateExit, IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
+import { launchingHost, type GuestMessage, type IsolateChannel, type IsolateExit, type IsolateHost, type IsolateLimits, type Launched } from "../../isolates/protocol.ts";
 import { LineDecoder, stdioGuestScript } from "../../isolates/stdio-guest.ts";
 import { DENO_STDIO } from "./guest-io.ts";
 
@@ -19,7 +19,7 @@ export function denoSubprocessHost(opts: { deno?: string } = {}): IsolateHost {
   };
 
   /** Spawn one guest; the channel takes messages at once (the pipe buffers them). */
-  const launch = (limits: IsolateLimits): { channel: IsolateChannel; ready: Promise<void> } => {
+  const launch = (limits: IsolateLimits): Launched => {
     const dir = sharedDir();
     const box = Deno.makeTempDirSync({ prefix: "deft-deno-" });
     const child = new Deno.Command(deno, { args: denoGuestArgs(dir, box, limits), cwd: box, env: denoGuestEnv(dir, box), clearEnv: true, stdin: "piped", stdout: "piped", stderr: "piped" }).spawn();
@@ -73,18 +73,13 @@ export function denoSubprocessHost(opts: { deno?: string } = {}): IsolateHost {
     return { channel, ready };
   };
 
-  return {
+  return launchingHost({
     tier: "deno-subprocess",
     isolation: "isolate",
-    start: async (limits) => {
-      const { channel, ready } = launch(limits);
-      await ready;
-      return channel;
-    },
-    startNow: (limits) => launch(limits).channel,
+    launch,
     close: async () => {
       if (shared) await Deno.remove(shared, { recursive: true }).catch(() => {});
       shared = undefined;
     },
-  };
+  });
 }

@@ -7,10 +7,10 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { DENO_GUEST_FILE, denoGuestArgs, denoGuestEnv, isOomExit } from "../../isolates/deno-guest.ts";
-import type { IsolateHost, IsolateLimits } from "../../isolates/protocol.ts";
+import { launchingHost, type IsolateHost, type IsolateLimits, type Launched } from "../../isolates/protocol.ts";
 import { stdioGuestScript } from "../../isolates/stdio-guest.ts";
 import { DENO_STDIO } from "../deno/guest-io.ts";
-import { stdioChannel, type StdioChild } from "./stdio-channel.ts";
+import { stdioChannel } from "./stdio-channel.ts";
 
 /** The deno binary: DEFT_DENO, else the npm package's (a dev dependency), else `deno` on PATH. */
 export function denoBinary(env: Record<string, string | undefined> = process.env): string {
@@ -34,22 +34,17 @@ export function denoSubprocessHost(opts: { deno?: string; tmp?: string } = {}): 
   };
 
   /** Spawn one guest; the channel takes messages at once (stdin buffers them). */
-  const launch = (limits: IsolateLimits): StdioChild => {
+  const launch = (limits: IsolateLimits): Launched => {
     const dir = sharedDir();
     const box = mkdtempSync(join(opts.tmp ?? tmpdir(), "deft-deno-"));
     const child = spawn(deno, denoGuestArgs(dir, box, limits), { cwd: box, env: denoGuestEnv(dir, box), stdio: ["pipe", "pipe", "pipe"] });
     return stdioChannel(child, { name: "deno", isOom: isOomExit, cleanup: () => rmSync(box, { recursive: true, force: true }) });
   };
 
-  return {
+  return launchingHost({
     tier: "deno-subprocess",
     isolation: "isolate",
-    start: async (limits) => {
-      const { channel, ready } = launch(limits);
-      await ready;
-      return channel;
-    },
-    startNow: (limits) => launch(limits).channel,
+    launch,
     close: async () => {
       // Deno may still be writing its cache as the last guests die: retry, and never fail a close.
       if (shared) {
@@ -59,5 +54,5 @@ export function denoSubprocessHost(opts: { deno?: string; tmp?: string } = {}): 
       }
       shared = undefined;
     },
-  };
+  });
 }

@@ -3,17 +3,11 @@
 // process tiers hosted with node:child_process (Deno subprocess; bun in bubblewrap). The channel
 // takes messages at once: the pipe buffers them until the guest reads.
 import type { ChildProcess } from "node:child_process";
-import type { GuestMessage, IsolateChannel, IsolateExit } from "../../isolates/protocol.ts";
+import type { GuestMessage, IsolateChannel, IsolateExit, Launched } from "../../isolates/protocol.ts";
 import { LineDecoder } from "../../isolates/stdio-guest.ts";
 
 /** stderr (and stray stdout before the run) kept per isolate, to explain a crash. */
 const STDERR_KEEP = 4096;
-
-export interface StdioChild {
-  channel: IsolateChannel;
-  /** Settles when the guest says `ready`; rejects if it exits first. */
-  ready: Promise<void>;
-}
 
 export function stdioChannel(
   child: ChildProcess,
@@ -27,7 +21,7 @@ export function stdioChannel(
     /** Runs on kill() after the SIGKILL (e.g. kill what the guest left in its cgroup). */
     onKill?(): void;
   },
-): StdioChild {
+): Launched {
   let handler: ((m: GuestMessage) => void) | undefined;
   let killed = false;
   let stderr = "";

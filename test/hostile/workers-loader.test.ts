@@ -1,39 +1,12 @@
 // The hostile suite against the workers-loader tier: dynamic workers through the Worker Loader
 // binding, under real workerd (through Miniflare), hosted from Node.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { IsolatePool, IsolateSandbox } from "../../isolates/mod.ts";
+import { IsolatePool } from "../../isolates/mod.ts";
 import { workersLoaderHost } from "../../runtimes/workers/loader-host.ts";
-import { createWorkspaceFs } from "../../tools/workspace-fs.ts";
-import { HOSTILE_CASES, runHostileSuite, type HostileResult } from "./cases.ts";
-import { startHostileHost, type HostileHost } from "./control-server.ts";
-import { expectDeclared, writeTierResults, type TierDeclaration } from "./tier-report.ts";
+import { describeHostileTier } from "./tier-report.ts";
 
-const DECL: TierDeclaration = { tier: "workers-loader", notStopped: {} };
-
-describe("hostile code: workers-loader tier (workerd through Miniflare, hosted from Node)", () => {
-  let host: HostileHost;
-  let pool: IsolatePool;
-  let results: HostileResult[];
-  beforeAll(async () => {
-    host = await startHostileHost();
-    pool = new IsolatePool(workersLoaderHost(), 2);
-    results = await runHostileSuite(async (sid) => new IsolateSandbox({ sessionId: sid, pool, fs: createWorkspaceFs() }), host.env, host.probe);
-  }, 120_000);
-  afterAll(async () => {
-    await pool?.close();
-    await host?.close();
-  });
-
-  it("runs every case", () => {
-    expect(results.map((r) => r.id)).toEqual([...HOSTILE_CASES.map((c) => c.id), "cross-session"]);
-  });
-  it("stops every case it declares", () => {
-    expectDeclared(results, DECL);
-    writeTierResults(results, DECL);
-  });
-  it("still runs code after all that (no isolate is reused or wedged)", async () => {
-    const sb = new IsolateSandbox({ sessionId: "after", pool, fs: createWorkspaceFs() });
-    const r = await sb.execute({ code: "return 6 * 7", language: "js", timeoutMs: 10_000 });
-    expect(r).toMatchObject({ ok: true, value: 42 });
-  });
-});
+describeHostileTier(
+  "hostile code: workers-loader tier (workerd through Miniflare, hosted from Node)",
+  { tier: "workers-loader", notStopped: {} },
+  () => new IsolatePool(workersLoaderHost(), 2),
+  120_000,
+);
