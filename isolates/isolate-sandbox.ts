@@ -15,7 +15,7 @@ import {
   WorkspaceFsError,
 } from "../core/sandbox/sandbox.ts";
 import { snapshotWorkspace, restoreWorkspace } from "../core/sandbox/snapshot.ts";
-import { type GuestMessage, type HostMessage, type IsolateChannel, type IsolateHost, type IsolateLimits, type WireRequest, DEFAULT_ISOLATE_LIMITS, fromBase64, toBase64 } from "./protocol.ts";
+import { type GuestMessage, type HostMessage, type IsolateChannel, type RunMessage, type IsolateHost, type IsolateLimits, type WireRequest, DEFAULT_ISOLATE_LIMITS, fromBase64, toBase64 } from "./protocol.ts";
 import { transpileSnippet } from "./transpile.ts";
 
 /** Console output and result text kept per execute (then the snippet is stopped). */
@@ -56,10 +56,10 @@ export class IsolatePool {
    * the caller is done with it (`fill()` after the run), not here: starting a process competes
    * for the CPU with the snippet that is about to run.
    */
-  async take(): Promise<IsolateChannel> {
+  async take(run?: RunMessage): Promise<IsolateChannel> {
     const warm = this.#ready.shift();
     if (warm) return warm;
-    return this.host.startNow ? this.host.startNow(this.limits) : this.host.start(this.limits);
+    return this.host.startNow ? this.host.startNow(this.limits, run) : this.host.start(this.limits);
   }
 
   async close(): Promise<void> {
@@ -116,7 +116,7 @@ export class IsolateSandbox implements Sandbox {
 
     let ch: IsolateChannel;
     try {
-      ch = await this.#pool.take();
+      ch = await this.#pool.take({ t: "run", code });
     } catch (e) {
       return finish({ ok: false, error: { kind: "crashed", message: `execute: could not start a ${this.tier} isolate: ${(e as Error).message}` } });
     }
@@ -125,15 +125,23 @@ export class IsolateSandbox implements Sandbox {
 
     return new Promise<ExecuteResult>((resolve) => {
       let settled = false;
-      const settle = (r: ExecuteResult): void => {
+      const settle = (r: ExecuteResult, guestFinished = false): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         opts.signal?.removeEventListener("abort", onAbort);
-        ch.kill(); // used once: timers, globals and anything left running die with it
+        // Used once: timers, globals and anything left running die with it, and from here on
+        // none of its messages is answered. A guest that is still running (timeout, output,
+        // cancel) is killed before the caller hears of it, so its next call cannot land on a
+        // stuck runtime; one that finished is killed, and the pool refilled, on the next
+        // macrotask, after the caller has its result (terminating a Worker or starting a
+        // process blocks for a millisecond or more).
+        if (!guestFinished) ch.kill();
         resolve(r);
-        // Refill after the caller has its result: starting a process blocks for milliseconds.
-        setTimeout(() => this.#pool.fill(), 0);
+        setTimeout(() => {
+          ch.kill();
+          this.#pool.fill();
+        }, 0);
       };
       const fail = (kind: NonNullable<ExecuteResult["error"]>["kind"], message: string): void => settle(finish({ ok: false, error: { kind, message } }));
       const timer = setTimeout(() => fail("timeout", `execute: timed out after ${req.timeoutMs}ms (the isolate was stopped)`), req.timeoutMs);
@@ -160,10 +168,10 @@ export class IsolateSandbox implements Sandbox {
             return;
           }
           case "done": {
-            if (!msg.ok) return fail("error", `${msg.error.name}: ${msg.error.message}`);
+            if (!msg.ok) return settle(finish({ ok: false, error: { kind: "error", message: `${msg.error.name}: ${msg.error.message}` } }), true);
             const size = msg.value === undefined ? 0 : JSON.stringify(msg.value).length;
             if (!countOutput(size)) return;
-            return settle(finish({ ok: true, value: msg.value }));
+            return settle(finish({ ok: true, value: msg.value }), true);
           }
           case "call":
             void this.#answer(msg.fn, msg.args, tools, outbound).then(

@@ -43,8 +43,10 @@ export interface WireResponse {
   body: string; // base64
 }
 
+export type RunMessage = { t: "run"; code: string };
+
 export type HostMessage =
-  | { t: "run"; code: string }
+  | RunMessage
   | { t: "reply"; id: number; ok: true; value: unknown }
   | { t: "reply"; id: number; ok: false; error: string };
 
@@ -94,9 +96,11 @@ export interface IsolateHost {
    * Start an isolate and return its channel at once, before the guest is ready: messages sent
    * meanwhile are queued (a pipe's or a Worker's own buffer) and read when the guest starts. The
    * cold path: the snippet travels with the start instead of after a ready round trip. A failed
-   * start shows as `exited`. Optional; without it a cold call awaits `start()`.
+   * start shows as `exited`. Optional; without it a cold call awaits `start()`. With `run`, a
+   * host may build the guest with the run already inside it (a Worker's script), saving the
+   * message; the guest ignores the run message that follows.
    */
-  startNow?(limits: IsolateLimits): IsolateChannel;
+  startNow?(limits: IsolateLimits, run?: RunMessage): IsolateChannel;
   /** Release whatever the host holds (a workerd process, a temp dir). */
   close?(): Promise<void>;
 }
@@ -109,7 +113,7 @@ export interface Launched {
 }
 
 /** An IsolateHost from a launch function: `start` waits for the guest, `startNow` does not. */
-export function launchingHost(o: Pick<IsolateHost, "tier" | "isolation" | "close"> & { launch(limits: IsolateLimits): Launched }): IsolateHost {
+export function launchingHost(o: Pick<IsolateHost, "tier" | "isolation" | "close"> & { launch(limits: IsolateLimits, run?: RunMessage): Launched }): IsolateHost {
   return {
     tier: o.tier,
     isolation: o.isolation,
@@ -118,7 +122,7 @@ export function launchingHost(o: Pick<IsolateHost, "tier" | "isolation" | "close
       await ready;
       return channel;
     },
-    startNow: (limits) => o.launch(limits).channel,
+    startNow: (limits, run) => o.launch(limits, run).channel,
     ...(o.close ? { close: o.close } : {}),
   };
 }

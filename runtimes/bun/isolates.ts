@@ -15,7 +15,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { guestMainSource } from "../../isolates/guest.ts";
-import { launchingHost, type GuestMessage, type HostMessage, type IsolateChannel, type IsolateExit, type IsolateHost, type IsolateLimits, type Launched } from "../../isolates/protocol.ts";
+import { launchingHost, type RunMessage, type GuestMessage, type HostMessage, type IsolateChannel, type IsolateExit, type IsolateHost, type IsolateLimits, type Launched } from "../../isolates/protocol.ts";
 import { stdioGuestScript } from "../../isolates/stdio-guest.ts";
 import { stdioChannel } from "../node/stdio-channel.ts";
 import { BUN_STDIO } from "./guest-io.ts";
@@ -34,14 +34,19 @@ export function bunBinary(env: Record<string, string | undefined> = process.env)
 // ---------------------------------------------------------------------------------------------
 // bun-worker
 
-/** The worker's script: the prelude over postMessage. */
-export function bunWorkerScript(): string {
+/**
+ * The worker's script: the prelude over postMessage. With `run` (a cold start), the run is part
+ * of the script and starts as soon as the prelude is loaded, without waiting for a message.
+ */
+export function bunWorkerScript(run?: RunMessage): string {
   return `"use strict";
+let __deftHandler;
 const __deftTransport = {
   send(msg) { self.postMessage(msg); },
-  onMessage(handler) { self.onmessage = (e) => handler(e.data); },
+  onMessage(handler) { __deftHandler = handler; self.onmessage = (e) => handler(e.data); },
 };
 (${guestMainSource()})(__deftTransport);
+${run ? `__deftHandler(${JSON.stringify(run)});` : ""}
 `;
 }
 
@@ -49,9 +54,10 @@ const __deftTransport = {
 export function bunWorkerHost(): IsolateHost {
   const blob = new Blob([bunWorkerScript()], { type: "application/javascript" });
   /** One Worker; the channel takes messages at once (a Worker queues them until it runs). */
-  const launch = (): Launched => {
+  const launch = (_limits: IsolateLimits, run?: RunMessage): Launched => {
     // A blob URL per isolate, revoked once it is loaded: pools sharing this host may close it.
-    const url = URL.createObjectURL(blob);
+    // A cold start gets a script of its own with the run inside.
+    const url = URL.createObjectURL(run ? new Blob([bunWorkerScript(run)], { type: "application/javascript" }) : blob);
     const worker = new Worker(url);
     let handler: ((m: GuestMessage) => void) | undefined;
     let isReady = false;
