@@ -7,6 +7,8 @@
 import { guestMainSource } from "./guest.ts";
 
 export interface StdioGuestIo {
+  /** Lines put before everything else (a runtime's pragma). */
+  prologue?: string;
   /** A JavaScript expression for the guest's stdin as a ReadableStream<Uint8Array>. */
   stdin: string;
   /**
@@ -27,7 +29,7 @@ export interface StdioGuestIo {
 
 /** The whole guest script: prelude plus a line-delimited JSON transport. */
 export function stdioGuestScript(io: StdioGuestIo): string {
-  return `"use strict";
+  return `${io.prologue ? `${io.prologue}\n` : ""}"use strict";
 const __deftWrite = ${io.write};
 const __deftEnc = new TextEncoder();
 // Host messages after the run are only ever replies to calls, so the async stdin stream (a few

@@ -18,7 +18,7 @@ import { guestMainSource } from "../../isolates/guest.ts";
 import { launchingHost, type RunMessage, type GuestMessage, type HostMessage, type IsolateChannel, type IsolateExit, type IsolateHost, type IsolateLimits, type Launched } from "../../isolates/protocol.ts";
 import { stdioGuestScript } from "../../isolates/stdio-guest.ts";
 import { stdioChannel } from "../node/stdio-channel.ts";
-import { BUN_STDIO } from "./guest-io.ts";
+import { BUN_PRAGMA, BUN_STDIO } from "./guest-io.ts";
 
 /** The bun binary: DEFT_BUN, else this process's when it is Bun, else the npm package's, else `bun`. */
 export function bunBinary(env: Record<string, string | undefined> = process.env): string {
@@ -39,7 +39,8 @@ export function bunBinary(env: Record<string, string | undefined> = process.env)
  * of the script and starts as soon as the prelude is loaded, without waiting for a message.
  */
 export function bunWorkerScript(run?: RunMessage): string {
-  return `"use strict";
+  return `${BUN_PRAGMA}
+"use strict";
 let __deftHandler;
 const __deftTransport = {
   send(msg) { self.postMessage(msg); },

@@ -54,9 +54,14 @@ export async function benchTier(opts: {
   const cold: number[] = [];
   const floor: number[] = [];
   await opts.floor(); // warm the binary into the page cache
+  // A short pause before each measured start, for both: the previous isolate's teardown (a
+  // Worker's thread, a process's exit) otherwise runs on the same two cores as the next start.
+  const settle = () => new Promise((r) => setTimeout(r, 25));
   for (let i = 0; i < runs; i++) {
     const sb = new IsolateSandbox({ sessionId: `bench_cold_${i}`, pool: coldPool, fs: opts.makeFs() });
+    await settle();
     cold.push(await time(async () => check(await sb.execute(trivial))));
+    await settle();
     floor.push(await time(opts.floor));
   }
 
