@@ -43,7 +43,7 @@ export function bunWorkerScript(run?: RunMessage): string {
 "use strict";
 let __deftHandler;
 const __deftTransport = {
-  send(msg) { self.postMessage(msg); },
+  send(msg) { ${run ? 'if (msg.t === "ready") return; ' : ""}self.postMessage(msg); },
   onMessage(handler) { __deftHandler = handler; self.onmessage = (e) => handler(e.data); },
 };
 (${guestMainSource()})(__deftTransport);
@@ -95,8 +95,10 @@ export function bunWorkerHost(): IsolateHost {
     };
     // Bun emits "close" when a worker ends (terminate() or its event loop draining).
     worker.addEventListener("close", () => finish({ reason: "exited" }));
+    let embedded = !!run; // the run is in the script: the one IsolateSandbox sends is not needed
     const channel: IsolateChannel = {
       send: (msg: HostMessage) => {
+        if (embedded && msg.t === "run") return void (embedded = false);
         if (!done) worker.postMessage(msg);
       },
       onMessage: (h) => {
