@@ -112,4 +112,20 @@ describe("createWorkspaceFs", () => {
     expect((await other.readdir(".")).map((e) => e.name)).toEqual(["link", "src"]);
     expect(await other.readlink("link")).toBe("/etc");
   });
+
+  test("a link that reaches the workspace by a copy or a move, not by symlink(), is still resolved", async () => {
+    // Paths resolve lexically while no link can exist under the root; anything that can bring
+    // one in (here the shell copying and moving a link made outside the root) ends that.
+    for (const op of ["cp", "mv"] as const) {
+      const fs = createWorkspaceFs();
+      await fs.writeFile("plain.txt", "x");
+      expect(await fs.realpath("plain.txt")).toBe("/workspace/plain.txt");
+      await fs.bashFs.mkdir("/tmp", { recursive: true });
+      await fs.bashFs.symlink("/", "/tmp/escape");
+      await fs.bashFs[op]("/tmp/escape", "/workspace/escape");
+      const err = await fs.readFile("escape/tmp/escape").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkspaceFsError);
+      expect((err as WorkspaceFsError).code).toBe("EOUTSIDE");
+    }
+  });
 });

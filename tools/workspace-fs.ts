@@ -109,7 +109,21 @@ class LimitedFs implements IFileSystem {
   #baseEntries = 0;
   #clock = 0;
 
-  constructor(readonly limits: WorkspaceLimits) {
+  /**
+   * False while no symlink can exist under the root: then a path's canonical form is its lexical
+   * form, and resolving it needs no lookup per segment (the hot path of every file tool). Set,
+   * for good, by anything that can put a link there: symlink, link, and cp or mv into the root.
+   */
+  linksMayExist = false;
+
+  #mark(path: string): void {
+    if (path === this.root || path.startsWith(this.root + "/") || !path.startsWith("/")) this.linksMayExist = true;
+  }
+
+  constructor(
+    readonly limits: WorkspaceLimits,
+    readonly root: string,
+  ) {
     // The backstop: InMemoryFs refuses to retain more than this, whatever our accounting says.
     this.inner = new InMemoryFs(undefined, { maxTotalBytes: Math.min(Number.MAX_SAFE_INTEGER, limits.maxTotalBytes + 16 * 1024 * 1024) });
   }
@@ -238,6 +252,7 @@ class LimitedFs implements IFileSystem {
   }
 
   async symlink(target: string, linkPath: string): Promise<void> {
+    this.#mark(linkPath);
     const n = (await this.inner.exists(dirname(linkPath))) ? 1 : 1 + (await this.#missingDirs(dirname(linkPath)));
     this.#checkSpace(linkPath, 0, n);
     await this.inner.symlink(target, linkPath);
@@ -245,6 +260,7 @@ class LimitedFs implements IFileSystem {
   }
 
   async link(existingPath: string, newPath: string): Promise<void> {
+    this.#mark(newPath);
     const st = await this.inner.stat(existingPath);
     this.#checkSpace(newPath, st.isFile ? st.size : 0, 1);
     await this.inner.link(existingPath, newPath);
@@ -252,6 +268,7 @@ class LimitedFs implements IFileSystem {
   }
 
   async cp(src: string, dest: string, options?: { recursive?: boolean }): Promise<void> {
+    this.#mark(dest);
     // Pre-check the copy's size conservatively (ignores what it overwrites).
     let bytes = 0;
     let entries = 0;
@@ -276,6 +293,7 @@ class LimitedFs implements IFileSystem {
   }
 
   async mv(src: string, dest: string): Promise<void> {
+    this.#mark(dest);
     await this.inner.mv(src, dest);
     await this.#recount();
     const t = this.#tick();
@@ -365,7 +383,7 @@ export function createWorkspaceFs(opts: WorkspaceFsOptions = {}): BashWorkspaceF
   const root = normalize(opts.root ?? "/workspace");
   if (root === "/") throw new TypeError("createWorkspaceFs: root must not be /");
   const limits: WorkspaceLimits = { ...DEFAULT_WORKSPACE_LIMITS, ...opts.limits };
-  const fs = new LimitedFs(limits);
+  const fs = new LimitedFs(limits, root);
   fs.inner.mkdirSync(root, { recursive: true });
   let ready: Promise<void> | null = fs.setBaseline();
   let shellReady: Promise<void> | undefined;
@@ -397,7 +415,12 @@ export function createWorkspaceFs(opts: WorkspaceFsOptions = {}): BashWorkspaceF
   const resolve = async (p: string, followLeaf = true): Promise<string> => {
     if (typeof p !== "string" || p === "") throw new WorkspaceFsError("ENOENT", ERRNO_TEXT.ENOENT!, p);
     if (p.includes("\0")) throw new WorkspaceFsError("EINVAL", ERRNO_TEXT.EINVAL!, p);
-    let pending = normalize(p.startsWith("/") ? p : `${root}/${p}`).split("/").filter(Boolean);
+    const lexical = normalize(p.startsWith("/") ? p : `${root}/${p}`);
+    if (!fs.linksMayExist) {
+      if (!inside(lexical)) throw outside(p);
+      return lexical;
+    }
+    let pending = lexical.split("/").filter(Boolean);
     let done = "/";
     let hops = 0;
     while (pending.length) {
