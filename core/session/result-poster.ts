@@ -76,7 +76,10 @@ export class ResultPoster {
     try {
       const res = await Promise.race([fetchFn(url, { method: "POST", headers, body: JSON.stringify({ events }) }), timedOut]);
       if (res.ok) {
-        await res.body?.cancel();
+        // Read the (small) answer rather than cancel it, without waiting for it: a cancelled
+        // body that has not fully arrived costs the connection (a new TCP connect for the next
+        // post on node:http, and on undici when the body is still in flight).
+        void res.arrayBuffer().catch(() => {});
         return;
       }
       const retry = res.headers.get("x-should-retry");

@@ -137,6 +137,33 @@ describe("createHttpFetch", () => {
     g.close();
   });
 
+  it("an abort after the body was read leaves the connection for the next request", async () => {
+    // The SDK aborts each request's controller once it is done with the response.
+    const g = createHttpFetch();
+    ports.length = 0;
+    for (let i = 0; i < 3; i++) {
+      const ac = new AbortController();
+      await (await g(`${base}/echo`, { signal: ac.signal })).text();
+      ac.abort();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(new Set(ports).size).toBe(1);
+    g.close();
+  });
+
+  it("cancelling a small body leaves the connection for the next request", async () => {
+    // The SDK cancels the bodies it does not read (a result POST's answer).
+    const g = createHttpFetch();
+    ports.length = 0;
+    for (let i = 0; i < 3; i++) {
+      const r = await g(`${base}/echo`, { method: "POST", body: "{}" });
+      await r.body!.cancel(); // at once: the body may not have arrived yet
+    }
+    await (await g(`${base}/echo`)).text();
+    expect(new Set(ports).size).toBe(1);
+    g.close();
+  });
+
   it("refuses protocols it does not speak", async () => {
     await expect(f("ftp://127.0.0.1/")).rejects.toThrow(/unsupported protocol ftp:/);
   });

@@ -5,7 +5,6 @@
 // not followed (the Managed Agents API does not redirect; a 3xx comes back as is).
 import http from "node:http";
 import https from "node:https";
-import { Readable } from "node:stream";
 
 export interface HttpFetchOptions {
   /** Idle keep-alive sockets kept per origin (default 8). Open streams do not count. */
@@ -32,7 +31,13 @@ export function createHttpFetch(opts: HttpFetchOptions = {}): typeof fetch & { c
       const req = (url.protocol === "https:" ? https : http).request(url, { method: init.method ?? "GET", headers, agent });
       let response: http.IncomingMessage | undefined;
       // Before the headers the request fails with the abort; after, the body stream does.
-      const onAbort = (): void => void (response ?? req).destroy(abortError(signal!));
+      // An abort once the body has been read whole changes nothing (as with undici): the SDK
+      // aborts each request's own controller when it is done with it, and destroying the socket
+      // then would cost the keep-alive connection, a new TCP connect per request.
+      const onAbort = (): void => {
+        if (response?.complete) return;
+        (response ?? req).destroy(abortError(signal!));
+      };
       signal?.addEventListener("abort", onAbort, { once: true });
       const done = (): void => signal?.removeEventListener("abort", onAbort);
       req.on("error", (e) => {
@@ -45,9 +50,10 @@ export function createHttpFetch(opts: HttpFetchOptions = {}): typeof fetch & { c
         for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
         const status = res.statusCode ?? 0;
         const nullBody = req.method === "HEAD" || status === 204 || status === 205 || status === 304;
+        res.on("end", done);
         res.on("close", done);
         if (nullBody) res.resume();
-        const stream = nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        const stream = nullBody ? null : bodyStream(res);
         const out = new Response(stream, { status, statusText: res.statusMessage ?? "", headers: h });
         Object.defineProperty(out, "url", { value: url.href });
         resolve(out);
@@ -74,4 +80,41 @@ async function bodyBytes(body: BodyInit | null | undefined): Promise<Uint8Array 
 function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new DOMException("This operation was aborted", "AbortError");
+}
+
+/**
+ * The response body as a web stream, with backpressure (the socket is paused while the reader is
+ * behind). Cancelling a small body (arrived, or declared at most DRAIN_ON_CANCEL_BYTES) drains
+ * it, so the connection goes back to the pool: the result poster cancels the answer to each POST
+ * unread, and destroying the socket there (what `Readable.toWeb` does) cost a TCP connect per
+ * posted result.
+ */
+const DRAIN_ON_CANCEL_BYTES = 64 * 1024;
+
+function bodyStream(res: http.IncomingMessage): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        res.on("data", (chunk: Buffer) => {
+          c.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((c.desiredSize ?? 0) <= 0) res.pause();
+        });
+        res.once("end", () => c.close());
+        // Destroyed (an abort, the connection lost) before the end: the reason, as fetch gives it.
+        res.once("close", () => {
+          if (!res.complete) c.error(res.errored ?? new TypeError("terminated"));
+        });
+      },
+      pull() {
+        res.resume();
+      },
+      cancel() {
+        // A small body (arrived, or declared small) is drained; anything else costs the socket.
+        const declared = Number(res.headers["content-length"] ?? NaN);
+        if (res.complete || declared <= DRAIN_ON_CANCEL_BYTES) res.resume();
+        else res.destroy();
+      },
+    },
+    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
+  );
 }
