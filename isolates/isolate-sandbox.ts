@@ -65,7 +65,16 @@ export class IsolatePool {
   async close(): Promise<void> {
     this.#closed = true;
     const all = this.#ready.splice(0);
-    for (const p of all) p.then((c) => c.kill(), () => {});
+    // Wait for the unused isolates to be gone, so the host's cleanup (temp dirs, cgroups) is done
+    // when close() returns.
+    await Promise.allSettled(
+      all.map((p) =>
+        p.then((c) => {
+          c.kill();
+          return c.exited;
+        }),
+      ),
+    );
     await this.host.close?.();
   }
 }

@@ -10,7 +10,7 @@
 //
 // bunIsolateHost("auto") picks bwrap when it works here, else the worker with a loud warning.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -317,12 +317,38 @@ export function bunBwrapHost(opts: BunBwrapOptions = {}): IsolateHost {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+  /** Removals in progress: close() waits for them, so a host that exits leaves no cgroup. */
+  const removing = new Set<Promise<void>>();
+  const remove = (cg: Cgroups): void => {
+    const p = removeCgroups(cg).finally(() => removing.delete(p));
+    removing.add(p);
+  };
+  /**
+   * Cgroups a host that died left behind (its pid is in the name): removed when empty. A worker
+   * killed with SIGKILL cannot clean up after itself; the next one on the machine does.
+   */
+  const sweepStale = (): void => {
+    for (const c of ["memory", "pids"]) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(join(cgRoot, c)).filter((n) => n.startsWith("deft-bun-"));
+      } catch {}
+      for (const n of names) {
+        const pid = Number(n.split("-")[2]);
+        if (!pid || pid === process.pid || pidAlive(pid)) continue;
+        try {
+          rmdirSync(join(cgRoot, c, n));
+        } catch {}
+      }
+    }
+  };
 
   /** Spawn one guest in its cgroups and sandbox; the channel takes messages at once. */
   const launch = (limits: IsolateLimits): Launched => {
     if (!checked) {
       checked = probeBwrap({ ...opts, bwrap, bun });
       libs = sharedLibraries(bun);
+      if (checked.ok) sweepStale();
     }
     if (!checked.ok) throw new Error(`the bun-bwrap tier is unavailable: ${checked.problem}`);
     let cg: Cgroups;
@@ -344,14 +370,21 @@ export function bunBwrapHost(opts: BunBwrapOptions = {}): IsolateHost {
       isOom: (code, signal) => oomKilled(cg) && (code === 137 || signal === "SIGKILL" || code !== 0),
       cleanup: () => {
         killAll(cg); // anything the guest left behind (already gone when its pid namespace ended)
-        void removeCgroups(cg);
+        remove(cg);
         rmSync(box, { recursive: true, force: true });
       },
       onKill: () => killAll(cg),
     });
   };
 
-  return launchingHost({ tier: "bun-bwrap", isolation: "os-sandbox", launch });
+  return launchingHost({
+    tier: "bun-bwrap",
+    isolation: "os-sandbox",
+    launch,
+    close: async () => {
+      while (removing.size) await Promise.allSettled([...removing]);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -378,4 +411,13 @@ export function bunIsolateHost(mode: BunIsolateMode = "auto", opts: BunBwrapOpti
       `*** deft: to its files, env, network and processes. Use it for TRUSTED code only.\n\n`,
   );
   return bunWorkerHost();
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
