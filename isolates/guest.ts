@@ -125,5 +125,6 @@ export function guestMain(transport: GuestTransport, precompiled?: Snippet): voi
  * does not have, so the expression brings its own.
  */
 export function guestMainSource(): string {
-  return `(() => { var __name = (f) => f; return ${guestMain.toString()}; })()`;
+  return (source ??= `(() => { var __name = (f) => f; return ${guestMain.toString()}; })()`);
 }
+let source: string | undefined;
