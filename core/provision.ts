@@ -20,7 +20,6 @@ import type { SessionTools } from "./worker/worker.ts";
 export interface Provisioner {
   /** e.g. "deno-subprocess (isolate) on node", or "workspace tools only on node". */
   readonly label: string;
-  readonly tier: string | undefined;
   provision(ctx: { sessionId: string }): SessionTools;
   close(): Promise<void>;
 }
@@ -42,7 +41,6 @@ export function createProvisioner(runtime: Runtime, config: SandboxConfig, custo
   const label = host ? `${host.tier} (${host.isolation}) on ${runtime.name}` : `workspace tools only, no execute, on ${runtime.name}`;
   return {
     label,
-    tier: host?.tier,
     provision({ sessionId }) {
       const fs = createWorkspaceFs();
       const tools = standardToolset(fs);

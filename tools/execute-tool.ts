@@ -5,7 +5,7 @@
  * captured, and `fetch` goes to the host's outbound handler: the guest has no network of its own.
  */
 import { z } from "zod";
-import { Router } from "../core/router/router.ts";
+import { contentText, Router } from "../core/router/router.ts";
 import { defineTool, ToolError, type Tool, type ToolContext } from "../core/router/tool.ts";
 import type { GuestBindings, Sandbox } from "../core/sandbox/sandbox.ts";
 
@@ -70,7 +70,7 @@ export function executeTool(sandbox: Sandbox, opts: { tools?: Tool[]; outbound?:
         t.name,
         async (input: unknown) => {
           const r = await inner.call("builtin", t.name, input, ctx);
-          const text = r.content.map((b) => (b.type === "text" ? (b as { text: string }).text : JSON.stringify(b))).join("\n");
+          const text = contentText(r.content);
           if (r.is_error) throw new Error(text);
           return text;
         },

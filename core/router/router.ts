@@ -85,6 +85,11 @@ function describeAbort(reason: unknown): string {
 
 const NO_OUTPUT = "(no output)";
 
+/** Result content as one text: text blocks as they are, any other block as JSON. */
+export function contentText(content: ResultContent): string {
+  return content.map((b) => (b.type === "text" ? (b as { text: string }).text : JSON.stringify(b))).join("\n");
+}
+
 export function errorResult(text: string): ToolResult {
   return { content: [{ type: "text", text: text || "error" }], is_error: true };
 }
@@ -97,8 +102,7 @@ export function toResult(out: ToolOutput): ToolResult {
     const content = mapBlocks(out.content as ContentBlock[]);
     if (out.is_error) {
       // An is_error result must be non-empty text only, or the API answers 400.
-      const text = content.map((b) => (b.type === "text" ? (b as { text: string }).text : JSON.stringify(b))).join("\n");
-      return errorResult(text);
+      return errorResult(contentText(content));
     }
     return { content, is_error: false };
   }

@@ -19,7 +19,7 @@ export type IsolationLevel =
   | "microvm";
 
 export interface WorkspaceLimits {
-  /** Largest single file in bytes (default 256 KiB, the standard toolset's read cap is separate). */
+  /** Largest single file in bytes (default 8 MiB; the standard toolset's 256 KiB read cap is separate). */
   maxFileBytes: number;
   /** Sum of all file sizes in bytes (default 64 MiB). */
   maxTotalBytes: number;

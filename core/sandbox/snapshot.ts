@@ -16,7 +16,7 @@ export async function snapshotWorkspace(fs: WorkspaceFs): Promise<WorkspaceSnaps
         entries.push({ path, type: "directory", mode: st.mode, mtimeMs: st.mtimeMs });
         await walk(abs, path);
       } else if (e.type === "symlink") {
-        entries.push({ path, type: "symlink", mode: st.mode, mtimeMs: st.mtimeMs, target: await readlinkOf(fs, abs) });
+        entries.push({ path, type: "symlink", mode: st.mode, mtimeMs: st.mtimeMs, target: await fs.readlink(abs) });
       } else {
         entries.push({ path, type: "file", mode: st.mode, mtimeMs: st.mtimeMs, data: await fs.readFile(abs) });
       }
@@ -34,8 +34,4 @@ export async function restoreWorkspace(fs: WorkspaceFs, snap: WorkspaceSnapshot)
     else if (e.type === "symlink") await fs.symlink(e.target ?? "", abs);
     else await fs.writeFile(abs, e.data ?? new Uint8Array());
   }
-}
-
-async function readlinkOf(fs: WorkspaceFs, path: string): Promise<string> {
-  return fs.readlink(path);
 }
