@@ -38,7 +38,7 @@ export interface Decision {
   verdict: "allow" | "deny";
   /** Denied by the policy but allowed because the policy is in shadow mode. */
   shadow: boolean;
-  /** The rule that decided: "deny[0]", "allow:github-write", "networking.allowed_hosts", "services.billing", "default". */
+  /** The rule that decided: "deny[0]", "github-write" (a rule's name), "networking.allowed_hosts", "services.billing", "credentials.GITHUB", "default". */
   rule: string;
   /** One line, for the audit record and the sandbox's error message. Never contains a secret. */
   reason: string;
