@@ -77,7 +77,8 @@ async function bodyBytes(body: BodyInit | null | undefined): Promise<Uint8Array 
   return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
-function abortError(signal: AbortSignal): Error {
+/** The error an aborted request fails with: the signal's reason when it is an Error, else an AbortError. */
+export function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new DOMException("This operation was aborted", "AbortError");
 }
@@ -91,7 +92,7 @@ function abortError(signal: AbortSignal): Error {
  */
 const DRAIN_ON_CANCEL_BYTES = 64 * 1024;
 
-function bodyStream(res: http.IncomingMessage): ReadableStream<Uint8Array> {
+export function bodyStream(res: http.IncomingMessage): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>(
     {
       start(c) {
