@@ -1,6 +1,6 @@
 /**
  * The `deft` command line, runtime-neutral: each runtime's entry point builds a {@link CliHost}
- * and calls {@link runCli}. Commands: dev, worker, emulator, tools.
+ * and calls {@link runCli}. Commands: dev, worker, emulator, tools, policy.
  */
 import { customToolDeclaration, type Tool } from "./router/mod.ts";
 import { ConfigError, describeOptions, FIELD_BY_FLAG, loadConfig, type Config } from "./config.ts";
@@ -11,6 +11,9 @@ import { transcriptHooks } from "./transcript.ts";
 import { EnvironmentWorker, WorkerFatalError, type WorkerHooks } from "./worker/mod.ts";
 import { demoCustomTools, demoScenario } from "./demo.ts";
 import { createProvisioner, type Provisioner } from "./provision.ts";
+import { runPolicyCommand } from "./policy/check-command.ts";
+import { loadEgress } from "./egress.ts";
+import { MemoryAuditSink } from "./audit/audit.ts";
 
 export const VERSION = "0.1.0";
 
@@ -26,6 +29,10 @@ Commands:
              that speaks the contract). SIGINT/SIGTERM drain in-flight tools, then exit.
   emulator   Serve the local emulator of the Managed Agents API on --emulator-port.
   tools      List the tools this worker answers; --json prints the agent's \`tools\` array.
+  audit      audit SESSION_ID: the egress audit records of one session (from --state-dir),
+             one line each; --json prints them as JSON lines.
+  policy     policy check FILE: validate an egress policy file and show what it allows;
+             --url URL prints the decision for a sample request (deft policy --help).
 
 Options (flag, environment variable, or a key of the --config JSON file; flags win):
   --config FILE        a JSON file of the options below (camelCase keys)
@@ -39,12 +46,14 @@ interface Parsed {
   configFile?: string;
   json: boolean;
   help: boolean;
+  /** Positional arguments after the command (`deft audit SESSION`). */
+  rest: string[];
   version: boolean;
 }
 
 /** Parse argv into a command and flags. Throws ConfigError on an unknown flag. */
 export function parseArgs(args: string[]): Parsed {
-  const out: Parsed = { command: undefined, flags: {}, json: false, help: false, version: false };
+  const out: Parsed = { command: undefined, flags: {}, json: false, help: false, version: false, rest: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "-h" || a === "--help") out.help = true;
@@ -69,6 +78,7 @@ export function parseArgs(args: string[]): Parsed {
       if (value === undefined) throw new ConfigError(`--${name} needs a value`);
       out.flags[field] = value;
     } else if (!out.command) out.command = a;
+    else if (out.command === "audit") out.rest.push(a);
     else throw new ConfigError(`unexpected argument ${JSON.stringify(a)} (see deft --help)`);
   }
   return out;
@@ -76,6 +86,8 @@ export function parseArgs(args: string[]): Parsed {
 
 /** Run the CLI; resolves to the process exit code. */
 export async function runCli(host: CliHost): Promise<number> {
+  // `deft policy ...` has its own arguments (core/policy/check-command.ts).
+  if (host.args[0] === "policy") return runPolicyCommand(host, host.args.slice(1));
   let parsed: Parsed;
   let config: Config;
   try {
@@ -117,6 +129,8 @@ export async function runCli(host: CliHost): Promise<number> {
         return await cmdEmulator(host, config);
       case "tools":
         return await cmdTools(host, config, parsed.json);
+      case "audit":
+        return await cmdAudit(host, config, parsed.rest, parsed.json);
       default:
         host.stderr(`deft: unknown command ${JSON.stringify(parsed.command)} (see deft --help)`);
         return 2;
@@ -181,7 +195,7 @@ function startWorker(host: CliHost, config: Config, provisioner: Provisioner, lo
     ledger: host.runtime.openLedger(`${config.stateDir}/ledger`, { fsync: config.ledgerFsync }),
     log,
     hooks,
-    provision: ({ sessionId }) => provisioner.provision({ sessionId }),
+    provision: ({ sessionId, mcpServerHosts }) => provisioner.provision({ sessionId, mcpServerHosts }),
   });
 }
 
@@ -189,7 +203,9 @@ async function cmdWorker(host: CliHost, config: Config): Promise<number> {
   const log = makeLogger(host, config);
   const custom = await loadCustomTools(host, config);
   const hooks = config.logFormat === "pretty" ? transcriptHooks(host.stderr) : undefined;
-  const provisioner = createProvisioner(host.runtime, config, custom);
+  const egress = await loadEgress(host, config);
+  log.info("egress policy loaded", { policy: config.policy ?? "(none: every request refused)", mode: egress.policy.policy.mode });
+  const provisioner = createProvisioner(host.runtime, config, custom, { egress });
   const worker = startWorker(host, config, provisioner, log, hooks);
   const off = host.onSignal((sig) => {
     log.info("signal received; shutting down", { signal: sig });
@@ -246,7 +262,7 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
   const env = emulator.environments[0]!;
   const print = host.stdout;
   print(`deft dev on ${host.runtime.name}: emulator at ${served.url}, environment ${env.id}`);
-  const provisioner = createProvisioner(host.runtime, config, custom);
+  const provisioner = createProvisioner(host.runtime, config, custom, { egress: await loadEgress(host, config) });
   label = provisioner.label;
   print(`scenario "${scenario.name}"; tools run in: ${provisioner.label}`);
   print("");
@@ -291,7 +307,7 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
 
 async function cmdTools(host: CliHost, config: Config, json: boolean): Promise<number> {
   const custom = await loadCustomTools(host, config);
-  const provisioner = createProvisioner(host.runtime, config, custom, { warm: false });
+  const provisioner = createProvisioner(host.runtime, config, custom, { warm: false, egress: await loadEgress(host, config) });
   const { router } = provisioner.provision({ sessionId: "tools" });
   await provisioner.close();
   if (json) {
@@ -303,5 +319,27 @@ async function cmdTools(host: CliHost, config: Config, json: boolean): Promise<n
   for (const t of router.builtinTools) host.stdout(`  ${t.name.padEnd(10)} ${t.description}`);
   host.stdout(router.customTools.length ? "Custom (answer agent.custom_tool_use; declare them on the agent):" : "Custom: none (set --custom-tools MODULE)");
   for (const t of router.customTools) host.stdout(`  ${t.name.padEnd(10)} ${t.description}`);
+  return 0;
+}
+
+async function cmdAudit(host: CliHost, config: Config, rest: string[], json: boolean): Promise<number> {
+  const sessionId = rest[0];
+  if (!sessionId || rest.length > 1) {
+    host.stderr("deft: usage: deft audit SESSION_ID [--json] [--state-dir DIR]");
+    return 2;
+  }
+  const sink = host.runtime.openAudit?.(`${config.stateDir}/audit`) ?? new MemoryAuditSink();
+  const records = await sink.query({ sessionId });
+  for (const r of records) {
+    if (json) host.stdout(JSON.stringify(r));
+    else
+      host.stdout(
+        `${r.time} ${r.decision.padEnd(11)} ${r.method} ${r.via === "connect" ? `${r.host}:${r.port}` : `${r.host}${r.port === 80 || r.port === 443 ? "" : `:${r.port}`}${r.path}`}` +
+          ` rule=${r.rule}${r.status ? ` status=${r.status}` : ""} out=${r.bytesOut} in=${r.bytesIn} ${r.durationMs}ms` +
+          `${r.toolUseId ? ` tool=${r.toolUseId}` : ""}${r.credentials.length ? ` credentials=${r.credentials.join(",")}` : ""}${r.redactions ? ` redacted=${r.redactions}` : ""}` +
+          `${r.decision !== "allow" ? ` reason=${JSON.stringify(r.reason)}` : ""}${r.error ? ` error=${JSON.stringify(r.error)}` : ""}`,
+      );
+  }
+  if (!records.length) host.stderr(`deft: no audit records for ${sessionId} under ${config.stateDir}/audit`);
   return 0;
 }

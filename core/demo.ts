@@ -110,7 +110,7 @@ const DEMO_SCENARIO: Scenario = {
           calls: [{ name: "read", input: { file_path: "out/report.json" }, expect: { contains: '"bytes"' } }],
         },
       ],
-      final: "The snippet ran in the sandbox: it read and wrote the workspace, and its fetch was refused (no egress policy allows it yet).",
+      final: "The snippet ran in the sandbox: it read and wrote the workspace, and its fetch was refused by the egress gateway (no --policy file: every request is refused, and audited).",
     },
   ],
   end: "terminate",

@@ -16,17 +16,26 @@ import { Router } from "./router/router.ts";
 import type { Tool } from "./router/tool.ts";
 import type { Runtime } from "./runtime.ts";
 import type { SessionTools } from "./worker/worker.ts";
+import type { Egress } from "./egress.ts";
+import { callServiceTool } from "../tools/call-service-tool.ts";
 
 export interface Provisioner {
   /** e.g. "deno-subprocess (isolate) on node", or "workspace tools only on node". */
   readonly label: string;
-  provision(ctx: { sessionId: string }): SessionTools;
+  provision(ctx: { sessionId: string; mcpServerHosts?: readonly string[] }): SessionTools;
   close(): Promise<void>;
 }
 
 type SandboxConfig = Pick<Config, "sandbox" | "isolateMemoryMib" | "isolatePool" | "executeOutputBytes">;
 
-export function createProvisioner(runtime: Runtime, config: SandboxConfig, custom: Tool[] = [], opts: { warm?: boolean } = {}): Provisioner {
+export interface ProvisionOptions {
+  /** Start the pool's isolates now (default true). */
+  warm?: boolean;
+  /** Where sandboxes' requests go (the gateway). Without it every request is refused, unaudited. */
+  egress?: Egress;
+}
+
+export function createProvisioner(runtime: Runtime, config: SandboxConfig, custom: Tool[] = [], opts: ProvisionOptions = {}): Provisioner {
   let host: IsolateHost | undefined;
   if (config.sandbox !== "none") {
     host = runtime.isolates?.(config.sandbox);
@@ -41,11 +50,18 @@ export function createProvisioner(runtime: Runtime, config: SandboxConfig, custo
   const label = host ? `${host.tier} (${host.isolation}) on ${runtime.name}` : `workspace tools only, no execute, on ${runtime.name}`;
   return {
     label,
-    provision({ sessionId }) {
+    provision({ sessionId, mcpServerHosts }) {
       const fs = createWorkspaceFs();
       const tools = standardToolset(fs);
-      const execute = pool && ownExecute ? [executeTool(new IsolateSandbox({ sessionId, pool, fs, outputLimitBytes: config.executeOutputBytes }), { tools })] : [];
-      return { router: new Router({ builtin: tools, custom: [...custom, ...execute] }), label };
+      const egress = opts.egress;
+      const tier = host?.tier ?? "host";
+      const outboundFor = egress ? (ctx: { toolUseId: string }) => egress.outbound({ sessionId, toolUseId: ctx.toolUseId, tier, ...(mcpServerHosts ? { mcpServerHosts } : {}) }) : undefined;
+      const services = egress && Object.keys(egress.policy.policy.services).length && !custom.some((t) => t.name === "call_service") ? [callServiceTool(egress, { sessionId, tier: "host", ...(mcpServerHosts ? { mcpServerHosts } : {}) })] : [];
+      const execute =
+        pool && ownExecute
+          ? [executeTool(new IsolateSandbox({ sessionId, pool, fs, outputLimitBytes: config.executeOutputBytes }), { tools: [...tools, ...services], ...(outboundFor ? { outboundFor } : {}) })]
+          : [];
+      return { router: new Router({ builtin: tools, custom: [...custom, ...services, ...execute] }), label };
     },
     close: async () => pool?.close(),
   };

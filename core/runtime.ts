@@ -5,6 +5,8 @@
  */
 import type { IsolateHost } from "../isolates/protocol.ts";
 import type { Ledger } from "./session/ledger.ts";
+import type { AuditSink } from "./audit/audit.ts";
+import type { EgressNet } from "../proxy/net.ts";
 
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
 
@@ -33,6 +35,13 @@ export interface Runtime {
   isolates?(tier: string): IsolateHost | undefined;
   /** The tier names `isolates()` accepts besides "auto". */
   isolateTiers?: readonly string[];
+  /**
+   * The network the egress gateway uses: resolve a name once, connect to the checked address.
+   * Absent: the gateway refuses every request (nothing can be checked).
+   */
+  egressNet?(): EgressNet;
+  /** A durable audit sink under `dir` (absent: records are kept in memory). */
+  openAudit?(dir: string): AuditSink;
 }
 
 /** What the command line needs beyond the runtime: arguments, environment, files, output, signals. */

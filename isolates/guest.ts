@@ -72,7 +72,7 @@ export function guestMain(transport: GuestTransport, precompiled?: Snippet): voi
     const body = req.body ? b64(new Uint8Array(await req.arrayBuffer())) : undefined;
     const headers: Array<[string, string]> = [];
     req.headers.forEach((v, k) => headers.push([k, v]));
-    const r = (await call("fetch", [{ url: req.url, method: req.method, headers, ...(body !== undefined ? { body } : {}) }])) as {
+    const r = (await call("fetch", [{ url: req.url, method: req.method, headers, redirect: req.redirect, ...(body !== undefined ? { body } : {}) }])) as {
       status: number;
       statusText: string;
       headers: Array<[string, string]>;

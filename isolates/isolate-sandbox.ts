@@ -257,8 +257,15 @@ function guestError(e: unknown): string {
 
 async function relayFetch(w: WireRequest, outbound: NonNullable<GuestBindings["outbound"]>): Promise<unknown> {
   if (!w || typeof w.url !== "string") throw new Error("fetch: bad request");
-  const init: RequestInit = { method: w.method, headers: w.headers, redirect: "manual" };
-  if (w.body !== undefined) init.body = fromBase64(w.body) as Uint8Array<ArrayBuffer>;
+  const init: RequestInit = { method: w.method, headers: w.headers, redirect: w.redirect === "manual" || w.redirect === "error" ? w.redirect : "follow" };
+  if (w.body !== undefined) {
+    const body = fromBase64(w.body) as Uint8Array<ArrayBuffer>;
+    init.body = body;
+    // A known length goes upstream as content-length, not chunked (some servers refuse chunked uploads).
+    const headers = new Headers(w.headers);
+    headers.set("content-length", String(body.byteLength));
+    init.headers = headers;
+  }
   const res = await outbound(new Request(w.url, init));
   const headers: Array<[string, string]> = [];
   res.headers.forEach((v, k) => headers.push([k, v]));

@@ -35,6 +35,8 @@ export interface WireRequest {
   headers: Array<[string, string]>;
   /** base64, absent when there is no body. */
   body?: string;
+  /** The request's redirect mode (absent: "follow"); the gateway follows, re-checking each hop. */
+  redirect?: "follow" | "manual" | "error";
 }
 export interface WireResponse {
   status: number;

@@ -2,6 +2,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseScenario } from "../core/emulator/mod.ts";
+import { ENV_VARS, flagName } from "../core/config.ts";
+import { parsePolicy } from "../core/policy/parse.ts";
 import pkg from "../package.json" with { type: "json" };
 import { readmeWithTable } from "../scripts/hostile-table.ts";
 
@@ -20,9 +22,23 @@ describe("README", () => {
     expect(readme).toBe(readmeWithTable(readme));
   });
 
+  const jsonBlocks = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
   it("shows a scenario the emulator accepts", () => {
-    const block = readme.match(/```json\n([\s\S]*?)```/);
-    expect(block).not.toBeNull();
-    expect(() => parseScenario(JSON.parse(block![1]!))).not.toThrow();
+    const block = jsonBlocks.find((b) => b.includes('"turns"'));
+    expect(block).toBeDefined();
+    expect(() => parseScenario(JSON.parse(block!))).not.toThrow();
+  });
+
+  it("shows the complete policy example, the same as examples/policy.json, and valid", () => {
+    const block = jsonBlocks.find((b) => b.includes('"networking"'));
+    expect(block).toBeDefined();
+    const example = JSON.parse(readFileSync(new URL("../examples/policy.json", import.meta.url), "utf8"));
+    expect(JSON.parse(block!)).toEqual(example);
+    expect(() => parsePolicy(example)).not.toThrow();
+  });
+
+  it("documents every option in its table", () => {
+    for (const field of Object.keys(ENV_VARS)) expect(readme, field).toContain(`\`--${flagName(field)}\``);
   });
 });

@@ -62,7 +62,16 @@ function tsType(s: Record<string, unknown> | undefined): string {
   }
 }
 
-export function executeTool(sandbox: Sandbox, opts: { tools?: Tool[]; outbound?: GuestBindings["outbound"] } = {}): Tool {
+export interface ExecuteToolOptions {
+  /** The tools a snippet may call (as `tools.<name>(input)`). */
+  tools?: Tool[];
+  /** The outbound handler of the snippet's `fetch` (default: the sandbox's own, deny-all). */
+  outbound?: GuestBindings["outbound"];
+  /** Per call instead: an outbound handler that knows the tool call (the gateway audits it). */
+  outboundFor?(ctx: ToolContext): NonNullable<GuestBindings["outbound"]>;
+}
+
+export function executeTool(sandbox: Sandbox, opts: ExecuteToolOptions = {}): Tool {
   const inner = new Router({ builtin: opts.tools ?? [] });
   const bindingsFor = (ctx: ToolContext): GuestBindings => ({
     tools: Object.fromEntries(
@@ -76,7 +85,7 @@ export function executeTool(sandbox: Sandbox, opts: { tools?: Tool[]; outbound?:
         },
       ]),
     ),
-    ...(opts.outbound ? { outbound: opts.outbound } : {}),
+    ...(opts.outboundFor ? { outbound: opts.outboundFor(ctx) } : opts.outbound ? { outbound: opts.outbound } : {}),
   });
   return defineTool({
     name: "execute",

@@ -8,7 +8,7 @@
  * reaches a tool: tools get a context with ids and a signal, nothing else.
  */
 import Anthropic from "@anthropic-ai/sdk";
-import { decodeWorkSecret, isFatal4xx, isSessionWork, isTerminated, SessionSchema, WorkSchema, type Work } from "../contract/mod.ts";
+import { decodeWorkSecret, isFatal4xx, isSessionWork, isTerminated, mcpServerHosts, SessionSchema, WorkSchema, type Work } from "../contract/mod.ts";
 import { globalSecrets, silentLogger, type Logger } from "../log.ts";
 import type { Router, ToolResult, CallKind } from "../router/mod.ts";
 import { MemoryLedger, type Ledger } from "../session/ledger.ts";
@@ -44,6 +44,8 @@ export interface ProvisionContext {
   sessionId: string;
   workId: string;
   log: Logger;
+  /** Hosts of the agent's MCP servers (`host` or `host:port`), for `allow_mcp_servers`. */
+  mcpServerHosts: string[];
 }
 
 export interface WorkerOptions {
@@ -341,7 +343,7 @@ export class EnvironmentWorker {
         log.info("session already terminated; nothing to do", {});
         return;
       }
-      tools = await this.#o.provision({ sessionId, workId: work.id, log });
+      tools = await this.#o.provision({ sessionId, workId: work.id, log, mcpServerHosts: mcpServerHosts(session.data) });
       const ledger = await this.#ledger.open(sessionId);
       const hooks = this.#o.hooks;
       const runner = new SessionRunner({

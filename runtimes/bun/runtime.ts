@@ -1,6 +1,8 @@
 // The Bun shim: Bun.serve, and the file ledger (Bun implements node:fs).
 import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
 import { FileLedger } from "../node/file-ledger.ts";
+import { FileAuditSink } from "../node/file-audit.ts";
+import { createNodeEgressNet } from "../node/egress-net.ts";
 import { bunBwrapHost, bunIsolateHost, bunWorkerHost } from "./isolates.ts";
 
 async function serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served> {
@@ -22,4 +24,7 @@ export const bunRuntime: Runtime = {
   // "auto": bubblewrap when it works here, else a Worker (trusted code only) with a loud warning.
   isolates: (tier) => (tier === "auto" ? bunIsolateHost("auto") : tier === "bun-bwrap" ? bunBwrapHost() : tier === "bun-worker" ? bunWorkerHost() : undefined),
   isolateTiers: ["bun-bwrap", "bun-worker"],
+  // node:http, node:dns and node:net behave the same here (test/egress/runtimes.test.ts).
+  egressNet: () => createNodeEgressNet(),
+  openAudit: (dir) => new FileAuditSink(dir),
 };

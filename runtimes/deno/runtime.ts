@@ -1,6 +1,8 @@
 // The Deno shim: Deno.serve, and the file ledger (Deno implements node:fs).
 import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
 import { FileLedger } from "../node/file-ledger.ts";
+import { FileAuditSink } from "../node/file-audit.ts";
+import { createNodeEgressNet } from "../node/egress-net.ts";
 import { denoSubprocessHost } from "./isolates.ts";
 
 function serve(handler: FetchHandler, opts: { port: number; hostname: string }): Promise<Served> {
@@ -33,4 +35,7 @@ export const denoRuntime: Runtime = {
   openLedger: (dir, opts) => new FileLedger(dir, opts),
   isolates: (tier) => (tier === "auto" || tier === "deno-subprocess" ? denoSubprocessHost() : undefined),
   isolateTiers: ["deno-subprocess"],
+  // node:http, node:dns and node:net behave the same here (test/egress/runtimes.test.ts).
+  egressNet: () => createNodeEgressNet(),
+  openAudit: (dir) => new FileAuditSink(dir),
 };

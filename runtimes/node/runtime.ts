@@ -4,6 +4,8 @@ import { FileLedger } from "./file-ledger.ts";
 import { denoSubprocessHost } from "./deno-isolates.ts";
 import { createHttpFetch } from "./http-fetch.ts";
 import { serveFetch } from "./serve.ts";
+import { createNodeEgressNet } from "./egress-net.ts";
+import { FileAuditSink } from "./file-audit.ts";
 
 /**
  * V8 flags `deft` runs with on Node (bin/deft.mjs's shebang and the npm scripts pass them; a test
@@ -20,4 +22,6 @@ export const nodeRuntime: Runtime = {
   fetch: createHttpFetch(),
   isolates: (tier) => (tier === "auto" || tier === "deno-subprocess" ? denoSubprocessHost() : undefined),
   isolateTiers: ["deno-subprocess"],
+  egressNet: () => createNodeEgressNet(),
+  openAudit: (dir) => new FileAuditSink(dir),
 };

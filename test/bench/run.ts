@@ -18,6 +18,7 @@ import { NODE_FLAGS } from "../../runtimes/node/runtime.ts";
 import { serveFetch } from "../../runtimes/node/serve.ts";
 import type { ClientConfig, ClientKind } from "./client.ts";
 import { benchIsolates, isolatesSection } from "./isolates.ts";
+import { benchEgress, egressSection } from "./egress.ts";
 import { fmt, KiB, mdTable, MiB, percentile } from "./stats.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -405,6 +406,8 @@ function roundRatios(a: ClientKind, b: ClientKind, pick: (r: ClientResult) => nu
 await served.close();
 emulator.close();
 const isolateRows = await benchIsolates();
+process.stderr.write("bench: egress gateway...\n");
+const egress = egressSection(await benchEgress());
 const totalS = (performance.now() - t0) / 1000;
 
 // ----- report -----
@@ -593,8 +596,8 @@ the growth from ${CONC_SESSIONS} to ${2 * CONC_SESSIONS} live sessions, divided 
 numbers, not network numbers: compare rows, not machines.
 `;
 
-writeFileSync(join(ROOT, "BENCHMARKS.md"), `${md}\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}`);
+writeFileSync(join(ROOT, "BENCHMARKS.md"), `${md}\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${egress}\n`);
 process.stdout.write(
-  `\n${mainTable(spec)}\n\n${ratioTable(spec)}\n\n${concTable}\n\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${steady ? `steady state:\n\n${mainTable(steady)}\n\n${roundRatioTable()}\n\n` : ""}${machine}\n\nwrote BENCHMARKS.md (${fmt(totalS, 0)} s)\n`,
+  `\n${mainTable(spec)}\n\n${ratioTable(spec)}\n\n${concTable}\n\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${egress}\n\n${steady ? `steady state:\n\n${mainTable(steady)}\n\n${roundRatioTable()}\n\n` : ""}${machine}\n\nwrote BENCHMARKS.md (${fmt(totalS, 0)} s)\n`,
 );
 process.exit(0);
