@@ -1,5 +1,5 @@
 // The `deft` command line as a real Node process.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -84,6 +84,35 @@ export const lookup = defineTool({ name: "lookup_order", description: "Find an o
     const wrong = await runDeft("node", ["tools", "--sandbox", "bun-bwrap"]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('node does not host the "bun-bwrap" tier (choose one of: auto, none, deno-subprocess)');
+  });
+
+  it("dev audits the demo snippet's refused fetch; deft audit prints the session's records", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "deft-audit-"));
+    const dev = await runDeft("node", ["dev", "--state-dir", dir]);
+    expect(dev.code).toBe(0);
+    const files = readdirSync(join(dir, "audit"));
+    expect(files).toHaveLength(1);
+    const sessionId = files[0]!.replace(/\.jsonl$/, "");
+    const text = await runDeft("node", ["audit", sessionId, "--state-dir", dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/ deny +GET example\.com\/ rule=default .* tool=\S+ reason="no rule allows GET example\.com:443"/);
+    const json = await runDeft("node", ["audit", sessionId, "--json", "--state-dir", dir]);
+    const [rec] = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(rec).toMatchObject({ sessionId, host: "example.com", decision: "deny", rule: "default", tier: "deno-subprocess", via: "fetch" });
+  });
+
+  it("--policy: a missing or invalid policy file fails at start with what is wrong", async () => {
+    const missing = await runDeft("node", ["tools", "--policy", "/nonexistent/policy.json"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("policy: cannot read /nonexistent/policy.json");
+    const dir = mkdtempSync(join(tmpdir(), "deft-policy-"));
+    writeFileSync(join(dir, "p.json"), JSON.stringify({ networking: { type: "limited", allowed_hosts: ["10.0.0.1"] } }));
+    const bad = await runDeft("node", ["tools", "--policy", join(dir, "p.json")]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/policy .*p\.json: .*allowed_hosts/);
+    const services = await runDeft("node", ["tools", "--json", "--policy", join(import.meta.dirname, "../examples/policy.json")]);
+    expect(services.code).toBe(0);
+    expect(JSON.parse(services.stdout).map((t: { name?: string; type: string }) => t.name ?? t.type)).toContain("call_service");
   });
 });
 

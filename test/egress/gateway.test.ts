@@ -279,6 +279,32 @@ describe("gateway: SSRF", () => {
   });
 });
 
+describe("gateway: streaming", () => {
+  it("streams an SSE response event by event: the first event arrives while the upstream still holds the second", async () => {
+    let sendSecond!: () => void;
+    const second = new Promise<void>((r) => (sendSecond = r));
+    const sse = await startUpstream("203.0.113.6", (_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("data: one\n\n");
+      void second.then(() => res.end("data: two\n\n"));
+    });
+    const s = await testGateway({ policy: { networking: { type: "limited", allowed_hosts: ["sse.test"] } }, upstreams: [sse], names: { "sse.test": ["203.0.113.6"] } });
+    try {
+      const res = await s.gateway.fetch(new Request("http://sse.test/events"), session);
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      expect(dec.decode((await reader.read()).value)).toBe("data: one\n\n"); // before the second was sent
+      sendSecond();
+      let rest = "";
+      for (let c = await reader.read(); !c.done; c = await reader.read()) rest += dec.decode(c.value);
+      expect(rest).toBe("data: two\n\n");
+    } finally {
+      await s.close();
+      await closeAll([sse]);
+    }
+  });
+});
+
 describe("gateway: hostile upstreams", () => {
   it("an upstream that never answers is cut off at the policy's timeout", async () => {
     const res = await net.gateway.fetch(new Request("http://slow.test/never"), session);
