@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { build } from "esbuild";
+import { bundleForWorkerd } from "../../test/workerd-bundle.ts";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkAddress, classifyAddress } from "./address.ts";
@@ -68,24 +68,15 @@ function runProcess(cmd: string, args: string[]): Promise<RuntimeResult> {
 /** The table bundled with a fetch handler, served by workerd; one request runs it. */
 async function runWorkerd(): Promise<RuntimeResult> {
   const t0 = performance.now();
-  const bundle = await build({
-    stdin: {
-      contents: `import { CONFORMANCE_CASES, runConformance } from "./conformance.ts";
+  const bundle = await bundleForWorkerd(
+    `import { CONFORMANCE_CASES, runConformance } from "./conformance.ts";
 const handler = { fetch() { const r = runConformance(); return Response.json({ passed: r.passed, failures: r.failures, total: CONFORMANCE_CASES.length }); } };
 export { handler as default };
 `,
-      resolveDir: import.meta.dirname,
-      sourcefile: "conformance-worker.ts",
-      loader: "ts",
-    },
-    bundle: true,
-    format: "esm",
-    write: false,
-    platform: "neutral",
-    mainFields: ["module", "main"],
-    logLevel: "silent",
-  });
-  const mf = new Miniflare({ modules: [{ type: "ESModule", path: "conformance.mjs", contents: bundle.outputFiles[0]!.text }], compatibilityDate: "2025-09-01" });
+    import.meta.dirname,
+    "conformance-worker.ts",
+  );
+  const mf = new Miniflare({ modules: [{ type: "ESModule", path: "conformance.mjs", contents: bundle }], compatibilityDate: "2025-09-01" });
   try {
     const res = await mf.dispatchFetch("http://conformance.test/");
     const body = (await res.json()) as Omit<RuntimeResult, "wallMs">;

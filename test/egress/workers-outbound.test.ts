@@ -4,7 +4,7 @@
 // service (the only way a policy lets loopback in); the Worker's platform fetch carries it.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { build } from "esbuild";
+import { bundleForWorkerd } from "../workerd-bundle.ts";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -25,9 +25,8 @@ beforeAll(async () => {
     services: { inventory: { url: `http://127.0.0.1:${port}/api` } },
     credentials: [{ name: "INV", secret: { env: "INV_TOKEN" }, hosts: ["inventory.svc"] }],
   };
-  const bundle = await build({
-    stdin: {
-      contents: `import { createGateway } from "../../proxy/gateway.ts";
+  const bundle = await bundleForWorkerd(
+    `import { createGateway } from "../../proxy/gateway.ts";
 import { fetchEgressNet } from "../../proxy/fetch-net.ts";
 import { workersOutbound } from "../../proxy/workers-outbound.ts";
 import { createSecretSource } from "../../proxy/credentials.ts";
@@ -53,19 +52,11 @@ const handler = {
 };
 export { handler as default };
 `,
-      resolveDir: import.meta.dirname,
-      sourcefile: "outbound-worker.ts",
-      loader: "ts",
-    },
-    bundle: true,
-    format: "esm",
-    write: false,
-    platform: "neutral",
-    mainFields: ["module", "main"],
-    logLevel: "silent",
-  });
+    import.meta.dirname,
+    "outbound-worker.ts",
+  );
   mf = new Miniflare({
-    modules: [{ type: "ESModule", path: "outbound.mjs", contents: bundle.outputFiles[0]!.text }],
+    modules: [{ type: "ESModule", path: "outbound.mjs", contents: bundle }],
     compatibilityDate: "2025-09-01",
     bindings: { INV_TOKEN: SECRET },
   });
