@@ -251,12 +251,12 @@ export function createGateway(o: GatewayOptions): Gateway {
         outgoing.headers.set("accept-encoding", "identity"); // redaction must see the bytes
       }
       liveCredentials.set(rec, injected);
-      let bodyError: string | undefined;
+      let bodyError: { message: string; rule: string } | undefined;
       outgoing = withBodyGuards(outgoing, {
         maxBytes: limits.request_body_bytes,
         forbidden: unbound.map((c) => c.name),
         onBytes: (n) => (rec.bytesOut += n),
-        onError: (m) => (bodyError = m),
+        onError: (message, rule) => (bodyError = { message, rule }),
       });
 
       let res: Response;
@@ -267,9 +267,9 @@ export function createGateway(o: GatewayOptions): Gateway {
           signal,
         );
       } catch (e) {
-        const why = bodyError ?? (signal.aborted ? `no answer within ${limits.timeout_ms} ms` : `upstream: ${e instanceof Error ? e.message : String(e)}`);
+        const why = bodyError?.message ?? (signal.aborted ? `no answer within ${limits.timeout_ms} ms` : `upstream: ${e instanceof Error ? e.message : String(e)}`);
         rec.error = redactText(why, creds);
-        return refuse(rec, bodyError?.includes("limit") ? 413 : 502, rec.error, hopStart, bodyError ? "body" : undefined);
+        return refuse(rec, bodyError?.rule === "limits.request_body_bytes" ? 413 : bodyError ? 403 : 502, rec.error, hopStart, bodyError?.rule);
       }
       rec.status = res.status;
 
@@ -444,7 +444,7 @@ function stripHopByHop(req: Request, target: URL): Request {
 /** Count and cap the request body, and stop it if it carries a placeholder bound to other hosts. */
 function withBodyGuards(
   req: Request,
-  g: { maxBytes: number; forbidden: string[]; onBytes(n: number): void; onError(m: string): void },
+  g: { maxBytes: number; forbidden: string[]; onBytes(n: number): void; onError(message: string, rule: string): void },
 ): Request {
   if (!req.body) return req;
   let n = 0;
@@ -455,7 +455,7 @@ function withBodyGuards(
         g.onBytes(chunk.byteLength);
         if (n > g.maxBytes) {
           const m = `request body over the ${g.maxBytes}-byte limit`;
-          g.onError(m);
+          g.onError(m, "limits.request_body_bytes");
           ctl.error(new Error(m));
           return;
         }
@@ -469,7 +469,7 @@ function withBodyGuards(
         g.forbidden.map(placeholderScanPattern),
         (name) => {
           const m = `the request body carries the placeholder of credential ${name}, which is bound to other hosts`;
-          g.onError(m);
+          g.onError(m, `credentials.${name}`);
           return new Error(m);
         },
       ),

