@@ -3,7 +3,7 @@
  * and calls {@link runCli}. Commands: dev, worker, emulator, tools, policy.
  */
 import { customToolDeclaration, type Tool } from "./router/mod.ts";
-import { ConfigError, describeOptions, FIELD_BY_FLAG, loadConfig, type Config } from "./config.ts";
+import { BOOLEAN_FIELDS, ConfigError, describeOptions, FIELD_BY_FLAG, loadConfig, type Config } from "./config.ts";
 import { createEmulator, parseScenario, type Scenario } from "./emulator/mod.ts";
 import { createLogger, type Logger } from "./log.ts";
 import type { CliHost } from "./runtime.ts";
@@ -13,7 +13,8 @@ import { demoCustomTools, demoScenario } from "./demo.ts";
 import { createProvisioner, type Provisioner } from "./provision.ts";
 import { runPolicyCommand } from "./policy/check-command.ts";
 import { loadEgress } from "./egress.ts";
-import { MemoryAuditSink } from "./audit/audit.ts";
+import { openWorkerState } from "./worker-state.ts";
+import type { Ledger } from "./session/ledger.ts";
 
 export const VERSION = "0.1.0";
 
@@ -29,6 +30,8 @@ Commands:
              that speaks the contract). SIGINT/SIGTERM drain in-flight tools, then exit.
   emulator   Serve the local emulator of the Managed Agents API on --emulator-port.
   tools      List the tools this worker answers; --json prints the agent's \`tools\` array.
+  sessions   The sessions this state store has seen, most recent first; sessions SESSION_ID:
+             its work items and every tool it ran with timings. --json for JSON.
   audit      audit SESSION_ID: the egress audit records of one session (from --state-dir),
              one line each; --json prints them as JSON lines.
   policy     policy check FILE: validate an egress policy file and show what it allows;
@@ -70,7 +73,7 @@ export function parseArgs(args: string[]): Parsed {
       }
       const field = FIELD_BY_FLAG[name];
       if (!field) throw new ConfigError(`unknown option --${name} (see deft --help)`);
-      if (field === "ledgerFsync") {
+      if (BOOLEAN_FIELDS.has(field)) {
         out.flags[field] = inline === undefined ? true : inline === "true" || inline === "1";
         continue;
       }
@@ -78,7 +81,7 @@ export function parseArgs(args: string[]): Parsed {
       if (value === undefined) throw new ConfigError(`--${name} needs a value`);
       out.flags[field] = value;
     } else if (!out.command) out.command = a;
-    else if (out.command === "audit") out.rest.push(a);
+    else if (out.command === "audit" || out.command === "sessions") out.rest.push(a);
     else throw new ConfigError(`unexpected argument ${JSON.stringify(a)} (see deft --help)`);
   }
   return out;
@@ -131,6 +134,8 @@ export async function runCli(host: CliHost): Promise<number> {
         return await cmdTools(host, config, parsed.json);
       case "audit":
         return await cmdAudit(host, config, parsed.rest, parsed.json);
+      case "sessions":
+        return await cmdSessions(host, config, parsed.rest, parsed.json);
       default:
         host.stderr(`deft: unknown command ${JSON.stringify(parsed.command)} (see deft --help)`);
         return 2;
@@ -175,7 +180,7 @@ function isTool(v: unknown): v is Tool {
   return !!v && typeof v === "object" && typeof (v as Tool).name === "string" && typeof (v as Tool).run === "function" && typeof (v as Tool).inputSchema === "function";
 }
 
-function startWorker(host: CliHost, config: Config, provisioner: Provisioner, log: Logger, hooks?: WorkerHooks, overrides: { baseURL?: string; environmentId?: string; environmentKey?: string } = {}) {
+function startWorker(host: CliHost, config: Config, provisioner: Provisioner, log: Logger, ledger: Ledger, hooks?: WorkerHooks, overrides: { baseURL?: string; environmentId?: string; environmentKey?: string } = {}) {
   const environmentId = overrides.environmentId ?? config.environmentId;
   const environmentKey = overrides.environmentKey ?? config.environmentKey;
   const missing = [!environmentId && "ANTHROPIC_ENVIRONMENT_ID", !environmentKey && "ANTHROPIC_ENVIRONMENT_KEY"].filter(Boolean);
@@ -192,7 +197,7 @@ function startWorker(host: CliHost, config: Config, provisioner: Provisioner, lo
     toolTimeoutMs: config.toolTimeoutMs,
     drainTimeoutMs: config.drainTimeoutMs,
     ...(host.runtime.fetch ? { fetch: host.runtime.fetch } : {}),
-    ledger: host.runtime.openLedger(`${config.stateDir}/ledger`, { fsync: config.ledgerFsync }),
+    ledger,
     log,
     hooks,
     provision: ({ sessionId, mcpServerHosts }) => provisioner.provision({ sessionId, mcpServerHosts }),
@@ -203,20 +208,26 @@ async function cmdWorker(host: CliHost, config: Config): Promise<number> {
   const log = makeLogger(host, config);
   const custom = await loadCustomTools(host, config);
   const hooks = config.logFormat === "pretty" ? transcriptHooks(host.stderr) : undefined;
-  const egress = await loadEgress(host, config);
-  log.info("egress policy loaded", { policy: config.policy ?? "(none: every request refused)", mode: egress.policy.policy.mode });
-  const provisioner = createProvisioner(host.runtime, config, custom, { egress });
-  const worker = startWorker(host, config, provisioner, log, hooks);
-  const off = host.onSignal((sig) => {
-    log.info("signal received; shutting down", { signal: sig });
-    void worker.shutdown();
-  });
+  const state = await openWorkerState(host.runtime, config, log);
   try {
-    await worker.run();
-    return 0;
+    const egress = await loadEgress(host, config, state.audit);
+    log.info("egress policy loaded", { policy: config.policy ?? "(none: every request refused)", mode: egress.policy.policy.mode });
+    const provisioner = createProvisioner(host.runtime, config, custom, { egress, ...(config.persistWorkspace ? { state: state.stores } : {}) });
+    const workerId = config.workerId ?? `deft-${crypto.randomUUID()}`;
+    const worker = startWorker(host, { ...config, workerId }, provisioner, log, state.ledger, state.recordingHooks(workerId, log, hooks));
+    const off = host.onSignal((sig) => {
+      log.info("signal received; shutting down", { signal: sig });
+      void worker.shutdown();
+    });
+    try {
+      await worker.run();
+      return 0;
+    } finally {
+      off();
+      await provisioner.close();
+    }
   } finally {
-    off();
-    await provisioner.close();
+    await state.close();
   }
 }
 
@@ -262,13 +273,15 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
   const env = emulator.environments[0]!;
   const print = host.stdout;
   print(`deft dev on ${host.runtime.name}: emulator at ${served.url}, environment ${env.id}`);
-  const provisioner = createProvisioner(host.runtime, config, custom, { egress: await loadEgress(host, config) });
+  const state = await openWorkerState(host.runtime, config);
+  const provisioner = createProvisioner(host.runtime, config, custom, { egress: await loadEgress(host, config, state.audit), ...(config.persistWorkspace ? { state: state.stores } : {}) });
   label = provisioner.label;
   print(`scenario "${scenario.name}"; tools run in: ${provisioner.label}`);
   print("");
   // The transcript is the output here; logs only for warnings.
   const log = makeLogger(host, { ...config, logLevel: config.logLevel === "info" ? "warn" : config.logLevel }, true);
-  const worker = startWorker(host, { ...config, maxIdleMs: Math.min(config.maxIdleMs, 2_000) }, provisioner, log, transcriptHooks(print), {
+  const workerId = config.workerId ?? `deft-${crypto.randomUUID()}`;
+  const worker = startWorker(host, { ...config, workerId, maxIdleMs: Math.min(config.maxIdleMs, 2_000) }, provisioner, log, state.ledger, state.recordingHooks(workerId, log, transcriptHooks(print)), {
     baseURL: served.url,
     environmentId: env.id,
     environmentKey: env.key,
@@ -300,6 +313,7 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
     off();
     await worker.shutdown(1_000);
     await provisioner.close();
+    await state.close();
     emulator.close();
     await served.close();
   }
@@ -328,8 +342,8 @@ async function cmdAudit(host: CliHost, config: Config, rest: string[], json: boo
     host.stderr("deft: usage: deft audit SESSION_ID [--json] [--state-dir DIR]");
     return 2;
   }
-  const sink = host.runtime.openAudit?.(`${config.stateDir}/audit`) ?? new MemoryAuditSink();
-  const records = await sink.query({ sessionId });
+  const state = await openWorkerState(host.runtime, { ...config, retentionDays: 0 });
+  const records = await state.audit.query({ sessionId }).finally(() => state.close());
   for (const r of records) {
     if (json) host.stdout(JSON.stringify(r));
     else
@@ -340,6 +354,48 @@ async function cmdAudit(host: CliHost, config: Config, rest: string[], json: boo
           `${r.decision !== "allow" ? ` reason=${JSON.stringify(r.reason)}` : ""}${r.error ? ` error=${JSON.stringify(r.error)}` : ""}`,
       );
   }
-  if (!records.length) host.stderr(`deft: no audit records for ${sessionId} under ${config.stateDir}/audit`);
+  if (!records.length) host.stderr(`deft: no audit records for ${sessionId} in the state store under ${config.stateDir}/state`);
   return 0;
+}
+
+async function cmdSessions(host: CliHost, config: Config, rest: string[], json: boolean): Promise<number> {
+  if (rest.length > 1) {
+    host.stderr("deft: usage: deft sessions [SESSION_ID] [--json] [--state-dir DIR]");
+    return 2;
+  }
+  const state = await openWorkerState(host.runtime, { ...config, retentionDays: 0 });
+  try {
+    const id = rest[0];
+    if (!id) {
+      const all = await state.records.sessions();
+      if (json) host.stdout(JSON.stringify(all, null, 2));
+      else for (const s of all) {
+        const last = s.workItems.at(-1);
+        host.stdout(`${s.sessionId}  last seen ${s.lastSeen}  work items ${s.workItems.length}${last?.end ? `  last: ${last.end}` : ""}`);
+      }
+      if (!all.length) host.stderr(`deft: no sessions in the state store under ${config.stateDir}/state`);
+      return 0;
+    }
+    const summary = await state.records.summary(id);
+    if (!summary) {
+      host.stderr(`deft: no records of ${id} in the state store under ${config.stateDir}/state`);
+      return 1;
+    }
+    const tools = await state.records.tools(id);
+    const audit = await state.audit.query({ sessionId: id });
+    const head = await state.stores.store.get(["workspace", id]);
+    if (json) {
+      host.stdout(JSON.stringify({ ...summary, tools, egressRequests: audit.length, workspace: head?.value ?? null }, null, 2));
+      return 0;
+    }
+    host.stdout(`${summary.sessionId}: first seen ${summary.firstSeen}, last seen ${summary.lastSeen}`);
+    for (const w of summary.workItems) host.stdout(`  work ${w.workId} on ${w.workerId}: ${w.claimedAt} → ${w.endedAt ?? "(open)"}${w.end ? ` ${w.end}` : ""}`);
+    host.stdout(`  ${tools.length} tool call(s):`);
+    for (const t of tools) host.stdout(`    ${t.at} ${t.name}${t.kind === "custom" ? " (custom)" : ""} ${t.ms} ms${t.isError ? " error" : ""}${t.replayed ? " replayed" : ""}  ${t.toolUseId}`);
+    host.stdout(`  ${audit.length} egress request(s) (deft audit ${id})`);
+    if (head) host.stdout(`  workspace snapshot: ${JSON.stringify(head.value)}`);
+    return 0;
+  } finally {
+    await state.close();
+  }
 }

@@ -19,6 +19,9 @@ export const ConfigSchema = z.strictObject({
   drainTimeoutMs: int(0).default(30_000).describe("DEFT_DRAIN_TIMEOUT_MS: on shutdown, how long in-flight tools may finish"),
   stateDir: z.string().min(1).default(".deft").describe("DEFT_STATE_DIR: where the idempotency ledger is kept"),
   ledgerFsync: z.boolean().default(false).describe("DEFT_LEDGER_FSYNC: fsync each ledger write (survives power loss, not only a crash)"),
+  ledger: z.enum(["file", "store"]).default("file").describe("DEFT_LEDGER: where the idempotency ledger lives: file (JSON lines under --state-dir, microseconds a write, this machine) or store (the state store, shared by every worker that shares it)"),
+  persistWorkspace: z.boolean().default(true).describe("DEFT_PERSIST_WORKSPACE: snapshot each session's workspace into the state store when its work item ends, and restore it when the session is claimed again"),
+  retentionDays: z.coerce.number().min(0).default(30).describe("DEFT_RETENTION_DAYS: drop a session's records, audit, ledger and workspace this long after it was last seen (0: keep forever)"),
   sandbox: z
     .enum(["auto", "none"])
     .or(z.string().regex(/^[a-z]+(-[a-z]+)*$/))
@@ -50,6 +53,9 @@ export const ENV_VARS: Record<keyof Config, string> = {
   drainTimeoutMs: "DEFT_DRAIN_TIMEOUT_MS",
   stateDir: "DEFT_STATE_DIR",
   ledgerFsync: "DEFT_LEDGER_FSYNC",
+  ledger: "DEFT_LEDGER",
+  persistWorkspace: "DEFT_PERSIST_WORKSPACE",
+  retentionDays: "DEFT_RETENTION_DAYS",
   sandbox: "DEFT_SANDBOX",
   isolateMemoryMib: "DEFT_ISOLATE_MEMORY_MIB",
   isolatePool: "DEFT_ISOLATE_POOL",
@@ -62,6 +68,9 @@ export const ENV_VARS: Record<keyof Config, string> = {
   emulatorHost: "DEFT_EMULATOR_HOST",
   scenario: "DEFT_SCENARIO",
 };
+
+/** Fields that are on/off: a bare `--flag` sets them, `--flag=false` clears them, env "1"/"true". */
+export const BOOLEAN_FIELDS: ReadonlySet<keyof Config> = new Set(["ledgerFsync", "persistWorkspace"]);
 
 /** Flag name for each field: `--max-sessions`, `--environment-id`, ... */
 export function flagName(field: string): string {
@@ -95,7 +104,7 @@ export function loadConfig(src: ConfigSources): Config {
   }
   for (const [field, name] of Object.entries(ENV_VARS)) {
     const v = src.env?.[name];
-    if (v !== undefined && v !== "") merged[field] = field === "ledgerFsync" ? v === "1" || v === "true" : v;
+    if (v !== undefined && v !== "") merged[field] = BOOLEAN_FIELDS.has(field as keyof Config) ? v === "1" || v === "true" : v;
   }
   for (const [field, v] of Object.entries(src.flags ?? {})) if (v !== undefined) merged[field] = v;
   const parsed = ConfigSchema.safeParse(merged);

@@ -61,12 +61,14 @@ export function createEgress(o: EgressOptions): Egress {
 }
 
 /**
- * The worker's egress from its config: the policy file (`--policy`), the runtime's network and
- * audit sink (`<stateDir>/audit`), secrets from the environment and files.
+ * The worker's egress from its config: the policy file (`--policy`), the runtime's network, the
+ * audit sink (the worker's state store; memory when none is given), secrets from the
+ * environment and files.
  */
 export async function loadEgress(
   host: { runtime: Runtime; env: Record<string, string | undefined>; readTextFile(path: string): Promise<string> },
-  config: { policy?: string | undefined; stateDir: string },
+  config: { policy?: string | undefined },
+  audit?: AuditSink,
 ): Promise<Egress> {
   let policy: unknown;
   if (config.policy) {
@@ -84,7 +86,7 @@ export async function loadEgress(
     policy,
     ...(config.policy ? { policyName: config.policy } : {}),
     net,
-    ...(host.runtime.openAudit ? { audit: host.runtime.openAudit(`${config.stateDir}/audit`) } : {}),
+    ...(audit ? { audit } : {}),
     env: host.env,
     readTextFile: host.readTextFile,
   });

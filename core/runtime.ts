@@ -5,8 +5,15 @@
  */
 import type { IsolateHost } from "../isolates/protocol.ts";
 import type { Ledger } from "./session/ledger.ts";
-import type { AuditSink } from "./audit/audit.ts";
 import type { EgressNet } from "../proxy/net.ts";
+import type { BlobStore, Store } from "./state/store.ts";
+
+/** The durable state a worker keeps: a Store and a BlobStore, opened together. */
+export interface StateStores {
+  store: Store;
+  blobs: BlobStore;
+  close(): Promise<void>;
+}
 
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
 
@@ -40,8 +47,11 @@ export interface Runtime {
    * Absent: the gateway refuses every request (nothing can be checked).
    */
   egressNet?(): EgressNet;
-  /** A durable audit sink under `dir` (absent: records are kept in memory). */
-  openAudit?(dir: string): AuditSink;
+  /**
+   * The runtime's local state store under `dir` (Node and Bun: Deno KV through @deno/kv or
+   * SQLite; Deno: Deno KV). Absent: state is kept in memory and lost with the process.
+   */
+  openState?(dir: string): Promise<StateStores>;
 }
 
 /** What the command line needs beyond the runtime: arguments, environment, files, output, signals. */

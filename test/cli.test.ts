@@ -1,5 +1,5 @@
 // The `deft` command line as a real Node process.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -86,13 +86,18 @@ export const lookup = defineTool({ name: "lookup_order", description: "Find an o
     expect(wrong.stderr).toContain('node does not host the "bun-bwrap" tier (choose one of: auto, none, deno-subprocess)');
   });
 
-  it("dev audits the demo snippet's refused fetch; deft audit prints the session's records", async () => {
+  it("dev records the session and audits its snippet's refused fetch; deft sessions and deft audit print them", async () => {
     const dir = mkdtempSync(join(tmpdir(), "deft-audit-"));
     const dev = await runDeft("node", ["dev", "--state-dir", dir]);
     expect(dev.code).toBe(0);
-    const files = readdirSync(join(dir, "audit"));
-    expect(files).toHaveLength(1);
-    const sessionId = files[0]!.replace(/\.jsonl$/, "");
+    const sessions = await runDeft("node", ["sessions", "--json", "--state-dir", dir]);
+    expect(sessions.code).toBe(0);
+    const list = JSON.parse(sessions.stdout) as Array<{ sessionId: string; workItems: unknown[] }>;
+    expect(list).toHaveLength(1);
+    const sessionId = list[0]!.sessionId;
+    const one = await runDeft("node", ["sessions", sessionId, "--state-dir", dir]);
+    expect(one.stdout).toMatch(/11 tool call\(s\)/);
+    expect(one.stdout).toMatch(/ execute \(custom\) [\d.]+ ms/);
     const text = await runDeft("node", ["audit", sessionId, "--state-dir", dir]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/ deny +GET example\.com\/ rule=default .* tool=\S+ reason="no rule allows GET example\.com:443"/);

@@ -211,11 +211,11 @@ describe("faults: a worker process killed mid-tool", () => {
     end: "terminate",
   } as Scenario;
 
-  for (const idempotent of [false, true]) {
-    it(`a new process reclaims the item; the started call is ${idempotent ? "re-run (idempotent tool)" : "reported interrupted, not re-run"}`, async () => {
+  for (const [ledger, idempotent] of [["file", false], ["file", true], ["store", false], ["store", true]] as const) {
+    it(`${ledger} ledger: a new process reclaims the item; the started call is ${idempotent ? "re-run (idempotent tool)" : "reported interrupted, not re-run"}`, async () => {
       h = await startEmulator({ leaseTtlSeconds: 1 });
       const dir = mkdtempSync(join(tmpdir(), "deft-kill-"));
-      const extra: Record<string, string> = idempotent ? { SLOW_IDEMPOTENT: "1" } : {};
+      const extra: Record<string, string> = { ...(idempotent ? { SLOW_IDEMPOTENT: "1" } : {}), ...(ledger === "store" ? { LEDGER: "store", STATE_DIR: join(dir, "state") } : {}) };
       const first = spawnWorker(h.url, dir, extra);
       const id = String(h.emu.control.createSession({ scenario: slowScenario }).id);
       await expect.poll(() => runs(dir).length, { timeout: 30_000, interval: 50 }).toBe(1);
@@ -239,6 +239,30 @@ describe("faults: a worker process killed mid-tool", () => {
       const pidOf = (l: string) => Number(l.split(" ")[0]);
       expect(pidOf(lines.find((l) => l.includes(" second "))!)).not.toBe(first.pid);
       expect(pidOf(lines[0]!)).toBe(first.pid);
+    });
+  }
+
+  for (const ledger of ["file", "store"] as const) {
+    it(`${ledger} ledger: killed after the result was recorded but before it was posted, the new process posts it without running the tool again`, async () => {
+      h = await startEmulator({ leaseTtlSeconds: 1 });
+      const dir = mkdtempSync(join(tmpdir(), "deft-kill-"));
+      const extra: Record<string, string> = { SLOW_CAP_MS: "10", ...(ledger === "store" ? { LEDGER: "store", STATE_DIR: join(dir, "state") } : {}) };
+      h.emu.control.setFaults({ failSends: { status: 503, count: 1_000_000 } }); // every post fails: the result stays recorded, unposted
+      const first = spawnWorker(h.url, dir, extra);
+      const id = String(h.emu.control.createSession({ scenario: slowScenario }).id);
+      await expect.poll(() => runs(dir).length, { timeout: 30_000, interval: 50 }).toBe(1);
+      // The tool finished (slow is capped at 10 ms) and its result was posted, after being
+      // recorded; the post failed (the worker's only sends here are results).
+      await expect.poll(() => h!.emu.control.stats().requests["events.send"] ?? 0, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
+      first.kill("SIGKILL");
+      await new Promise((r) => first.once("exit", r));
+      h.emu.control.clearFaults();
+      spawnWorker(h.url, dir, extra);
+      const report = await h.emu.control.waitFor(id, (r) => r.toolUses.length === 2 && r.toolUses.every((t) => t.results > 0), 40_000);
+      expect(answeredOnce(report)).toEqual([]);
+      expect(report.toolUses[0]!.is_error).toBe(false);
+      expect(JSON.stringify(report.toolUses[0]!.content)).toContain("slow first done");
+      expect(runs(dir).filter((l) => l.includes(" first ")).length).toBe(1); // recorded, re-posted, not re-run
     });
   }
 });

@@ -37,6 +37,11 @@ export interface SessionTools {
   router: Router;
   /** A label for the transcript, e.g. the sandbox tier. */
   label?: string;
+  /**
+   * Make the session's state durable (its workspace snapshot) when the work item ends, before the
+   * item is acknowledged: if this throws, the item is left unacknowledged so it is retried.
+   */
+  persist?(): Promise<void>;
   close?(): Promise<void> | void;
 }
 
@@ -318,6 +323,7 @@ export class EnvironmentWorker {
     let runnerEnd: RunnerEnd | undefined;
     let tools: SessionTools | undefined;
     let leaveForReclaim = false;
+    let provisionFailed = false;
     const hard = this.#hardStop.join();
     try {
       if (!sessionId) {
@@ -343,7 +349,12 @@ export class EnvironmentWorker {
         log.info("session already terminated; nothing to do", {});
         return;
       }
-      tools = await this.#o.provision({ sessionId, workId: work.id, log, mcpServerHosts: mcpServerHosts(session.data) });
+      try {
+        tools = await this.#o.provision({ sessionId, workId: work.id, log, mcpServerHosts: mcpServerHosts(session.data) });
+      } catch (err) {
+        provisionFailed = true; // e.g. the workspace could not be restored: never run tools on a blank one
+        throw err;
+      }
       const ledger = await this.#ledger.open(sessionId);
       const hooks = this.#o.hooks;
       const runner = new SessionRunner({
@@ -379,8 +390,20 @@ export class EnvironmentWorker {
       this.#hardStop.release(hard);
       lease.release();
       let stopped = false;
+      // The session's state is made durable before the item is acknowledged: a session whose
+      // workspace could not be restored or saved is not done, and is left to be retried.
+      let durable = !provisionFailed;
+      if (tools?.persist) {
+        try {
+          await tools.persist();
+        } catch (err) {
+          durable = false;
+          log.error("saving the session's state failed", { error: errText(err) });
+        }
+      }
       if (lease.lost) log.warn("lease lost; leaving the work item to its new holder", { lease: lease.ended });
       else if (leaveForReclaim) log.info("shutdown with calls outstanding; leaving the item to be reclaimed", {});
+      else if (!durable) log.error("the session's state is not durable; leaving the work item unacknowledged so that it is retried", {});
       else stopped = await this.#forceStop(headers, work.id, log);
       try {
         await tools?.close?.();

@@ -1,7 +1,7 @@
 // The Bun shim: Bun.serve, and the file ledger (Bun implements node:fs).
 import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
 import { FileLedger } from "../node/file-ledger.ts";
-import { FileAuditSink } from "../node/file-audit.ts";
+import { openBunStores } from "./state.ts";
 import { createNodeEgressNet } from "../node/egress-net.ts";
 import { bunBwrapHost, bunIsolateHost, bunWorkerHost } from "./isolates.ts";
 
@@ -26,5 +26,9 @@ export const bunRuntime: Runtime = {
   isolateTiers: ["bun-bwrap", "bun-worker"],
   // node:http, node:dns and node:net behave the same here (test/egress/runtimes.test.ts).
   egressNet: () => createNodeEgressNet(),
-  openAudit: (dir) => new FileAuditSink(dir),
+  // SQLite through bun:sqlite (synchronous=FULL: a resolved write is on disk).
+  openState: async (dir) => {
+    const { store, blobs } = await openBunStores(dir, { backend: "sqlite" });
+    return { store, blobs, close: async () => void (await Promise.all([store.close(), blobs.close()])) };
+  },
 };

@@ -1,7 +1,7 @@
 // The Deno shim: Deno.serve, and the file ledger (Deno implements node:fs).
 import type { FetchHandler, Runtime, Served } from "../../core/runtime.ts";
 import { FileLedger } from "../node/file-ledger.ts";
-import { FileAuditSink } from "../node/file-audit.ts";
+import { openDenoStores } from "./state.ts";
 import { createNodeEgressNet } from "../node/egress-net.ts";
 import { denoSubprocessHost } from "./isolates.ts";
 
@@ -37,5 +37,9 @@ export const denoRuntime: Runtime = {
   isolateTiers: ["deno-subprocess"],
   // node:http, node:dns and node:net behave the same here (test/egress/runtimes.test.ts).
   egressNet: () => createNodeEgressNet(),
-  openAudit: (dir) => new FileAuditSink(dir),
+  // Deno's own KV (deno.json enables the kv unstable API).
+  openState: async (dir) => {
+    const { store, blobs } = await openDenoStores(dir);
+    return { store, blobs, close: async () => void (await Promise.all([store.close(), blobs.close()])) };
+  },
 };

@@ -1,11 +1,11 @@
 // The Node shim: serve over @hono/node-server, a file ledger, API calls over node:http.
 import type { Runtime } from "../../core/runtime.ts";
 import { FileLedger } from "./file-ledger.ts";
+import { openNodeStores } from "./state.ts";
 import { denoSubprocessHost } from "./deno-isolates.ts";
 import { createHttpFetch } from "./http-fetch.ts";
 import { serveFetch } from "./serve.ts";
 import { createNodeEgressNet } from "./egress-net.ts";
-import { FileAuditSink } from "./file-audit.ts";
 
 /**
  * V8 flags `deft` runs with on Node (bin/deft.mjs's shebang and the npm scripts pass them; a test
@@ -23,5 +23,9 @@ export const nodeRuntime: Runtime = {
   isolates: (tier) => (tier === "auto" || tier === "deno-subprocess" ? denoSubprocessHost() : undefined),
   isolateTiers: ["deno-subprocess"],
   egressNet: () => createNodeEgressNet(),
-  openAudit: (dir) => new FileAuditSink(dir),
+  // Deno KV through @deno/kv: one SQLite file, the format Deno reads.
+  openState: async (dir) => {
+    const { store, blobs } = await openNodeStores(dir);
+    return { store, blobs, close: async () => void (await Promise.all([store.close(), blobs.close()])) };
+  },
 };
