@@ -200,7 +200,7 @@ function startWorker(host: CliHost, config: Config, provisioner: Provisioner, lo
     ledger,
     log,
     hooks,
-    provision: ({ sessionId, mcpServerHosts }) => provisioner.provision({ sessionId, mcpServerHosts }),
+    provision: ({ sessionId, mcpServerHosts, log }) => provisioner.provision({ sessionId, mcpServerHosts, log }),
   });
 }
 
@@ -322,7 +322,7 @@ async function cmdDev(host: CliHost, config: Config): Promise<number> {
 async function cmdTools(host: CliHost, config: Config, json: boolean): Promise<number> {
   const custom = await loadCustomTools(host, config);
   const provisioner = createProvisioner(host.runtime, config, custom, { warm: false, egress: await loadEgress(host, config) });
-  const { router } = provisioner.provision({ sessionId: "tools" });
+  const { router } = await provisioner.provision({ sessionId: "tools" });
   await provisioner.close();
   if (json) {
     const tools = [{ type: "agent_toolset_20260401" }, ...router.customTools.map(customToolDeclaration)];

@@ -20,6 +20,12 @@
  * Adaptations to memory: writes are atomic by construction (no temp file + fsync + rename);
  * modes are stored but not enforced; mtimes are made strictly increasing per write so "newest
  * first" is well defined even within one millisecond.
+ *
+ * Change tracking: every mutation through either view records its path (an entry, or for
+ * remove, rename and copy the whole subtree) in one record that `takeChanges` hands to an
+ * incremental snapshot (`core/state/workspace-store.ts`), so a save re-reads and hashes only what
+ * changed. InMemoryFs applies mutations to the path it is given, without following symlinks,
+ * except `utimes`; that one is also recorded where it lands.
  */
 import { Bash, InMemoryFs } from "just-bash";
 import type { IFileSystem } from "just-bash";
@@ -28,6 +34,7 @@ import {
   WorkspaceFsError,
   type FsEntryType,
   type FsStat,
+  type WorkspaceChanges,
   type WorkspaceFs,
   type WorkspaceLimits,
 } from "../core/sandbox/sandbox.ts";
@@ -37,6 +44,13 @@ type FileContent = string | Uint8Array;
 type ErrCode = WorkspaceFsError["code"];
 
 const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * Most paths one change record holds, at least (twice the entry limit when that is larger). Past
+ * it the record says "everything changed" instead of growing: a session that touches this many
+ * distinct paths between saves (or never saves) costs the next save a full rescan, not memory.
+ */
+const MIN_TRACKED_PATHS = 10_000;
 
 /** errno → the text spec §9.2 maps it to. */
 export const ERRNO_TEXT: Record<string, string> = {
@@ -97,6 +111,65 @@ function byteLength(content: FileContent): number {
 }
 
 /**
+ * The record of what changed under the root since it was last taken: what incremental snapshots
+ * read instead of walking and hashing the whole tree. Paths are recorded lexically, as the
+ * filesystem was called with them; paths outside the root are not recorded (they are not part
+ * of a snapshot). A path that is not absolute cannot be placed, so it marks everything.
+ */
+class ChangeTracker {
+  #entries = new Set<string>();
+  #trees = new Set<string>();
+  #all = false;
+
+  constructor(
+    readonly root: string,
+    /** Paths held before the record gives up and says "everything". */
+    readonly maxPaths: number,
+  ) {}
+
+  /** The entry at `path` may have been created, written, removed, or had its mode or mtime set. */
+  entry(path: string): void {
+    this.#add(this.#entries, path);
+  }
+
+  /** Anything at or under `path` may have changed. */
+  tree(path: string): void {
+    this.#add(this.#trees, path);
+  }
+
+  /** What changed since the last call; starts a new record. */
+  take(): WorkspaceChanges {
+    const changes: WorkspaceChanges = { entries: this.#entries, trees: this.#trees, all: this.#all };
+    this.#entries = new Set();
+    this.#trees = new Set();
+    this.#all = false;
+    return changes;
+  }
+
+  /** Merge back a record taken by a save that failed. */
+  giveBack(changes: WorkspaceChanges): void {
+    if (changes.all) this.#markAll();
+    for (const p of changes.entries) this.#add(this.#entries, p);
+    for (const p of changes.trees) this.#add(this.#trees, p);
+  }
+
+  #add(set: Set<string>, path: string): void {
+    if (this.#all) return;
+    if (!path.startsWith("/")) return this.#markAll();
+    const p = normalize(path);
+    if (p !== this.root && !p.startsWith(this.root + "/")) return;
+    set.add(p);
+    if (this.#entries.size + this.#trees.size > this.maxPaths) this.#markAll();
+  }
+
+  #markAll(): void {
+    this.#all = true;
+    this.#entries.clear();
+    this.#trees.clear();
+  }
+}
+
+/**
  * The limit-enforcing filesystem both views write through: an `IFileSystem` over `InMemoryFs`.
  * Counters are kept incrementally for the hot paths (write, append, mkdir, symlink) and
  * recounted from the tree after the bulk operations (rm, mv, cp, link).
@@ -116,8 +189,34 @@ class LimitedFs implements IFileSystem {
    */
   linksMayExist = false;
 
+  /**
+   * Every mutation through this class is recorded here before it runs (a mutation that fails
+   * half-way may still have changed something).
+   */
+  readonly changes: ChangeTracker;
+
+  /**
+   * False while no symlink exists anywhere in the tree: `utimes` (which InMemoryFs applies
+   * through symlinks, unlike every other mutation) then changes exactly the path it was given.
+   */
+  #symlinksAnywhere = false;
+
   #mark(path: string): void {
+    this.#symlinksAnywhere = true;
     if (path === this.root || path.startsWith(this.root + "/") || !path.startsWith("/")) this.linksMayExist = true;
+  }
+
+  /**
+   * Record the entry InMemoryFs's `utimes` actually changes for `path`: it resolves symlinks on
+   * the way, so a path through a linked directory changes an entry elsewhere in the tree.
+   */
+  async #markResolved(path: string): Promise<void> {
+    if (!this.#symlinksAnywhere) return;
+    try {
+      this.changes.entry(await this.inner.realpath(path));
+    } catch {
+      // nothing there to change
+    }
   }
 
   constructor(
@@ -126,6 +225,7 @@ class LimitedFs implements IFileSystem {
   ) {
     // The backstop: InMemoryFs refuses to retain more than this, whatever our accounting says.
     this.inner = new InMemoryFs(undefined, { maxTotalBytes: Math.min(Number.MAX_SAFE_INTEGER, limits.maxTotalBytes + 16 * 1024 * 1024) });
+    this.changes = new ChangeTracker(root, Math.max(MIN_TRACKED_PATHS, 2 * limits.maxEntries));
   }
 
   /** Record the current tree (the shell's virtual layout, the root) as the zero point. */
@@ -212,6 +312,7 @@ class LimitedFs implements IFileSystem {
   async #put(path: string, size: number, prevSize: number, created: number, op: () => Promise<void>, leafWasLink: boolean): Promise<void> {
     this.#checkFile(path, size);
     this.#checkSpace(path, size - prevSize, created);
+    this.changes.entry(path);
     await op();
     if (leafWasLink) {
       await this.#recount();
@@ -225,6 +326,7 @@ class LimitedFs implements IFileSystem {
     } catch {
       // the write went somewhere utimes cannot follow; mtime stays the fs's own
     }
+    await this.#markResolved(path);
   }
 
   async writeFile(path: string, content: FileContent, options?: Parameters<IFileSystem["writeFile"]>[2]): Promise<void> {
@@ -247,6 +349,7 @@ class LimitedFs implements IFileSystem {
   async mkdir(path: string, options?: { recursive?: boolean }): Promise<void> {
     const n = await this.#missingDirs(path);
     this.#checkSpace(path, 0, n);
+    if (n > 0) this.changes.entry(path);
     await this.inner.mkdir(path, options);
     this.#entries += n;
   }
@@ -255,6 +358,7 @@ class LimitedFs implements IFileSystem {
     this.#mark(linkPath);
     const n = (await this.inner.exists(dirname(linkPath))) ? 1 : 1 + (await this.#missingDirs(dirname(linkPath)));
     this.#checkSpace(linkPath, 0, n);
+    this.changes.entry(linkPath);
     await this.inner.symlink(target, linkPath);
     await this.#recount();
   }
@@ -263,6 +367,7 @@ class LimitedFs implements IFileSystem {
     this.#mark(newPath);
     const st = await this.inner.stat(existingPath);
     this.#checkSpace(newPath, st.isFile ? st.size : 0, 1);
+    this.changes.entry(newPath);
     await this.inner.link(existingPath, newPath);
     await this.#recount();
   }
@@ -283,17 +388,21 @@ class LimitedFs implements IFileSystem {
       this.#checkSpace(dest, bytes, entries);
     };
     await walk(src, 0);
+    this.changes.tree(dest);
     await this.inner.cp(src, dest, options);
     await this.#recount();
   }
 
   async rm(path: string, options?: { recursive?: boolean; force?: boolean }): Promise<void> {
+    this.changes.tree(path);
     await this.inner.rm(path, options);
     await this.#recount();
   }
 
   async mv(src: string, dest: string): Promise<void> {
     this.#mark(dest);
+    this.changes.tree(src);
+    this.changes.tree(dest);
     await this.inner.mv(src, dest);
     await this.#recount();
     const t = this.#tick();
@@ -302,6 +411,7 @@ class LimitedFs implements IFileSystem {
     } catch {
       // best effort
     }
+    await this.#markResolved(dest);
   }
 
   // Reads and metadata pass straight through.
@@ -336,6 +446,7 @@ class LimitedFs implements IFileSystem {
     return this.inner.getAllPaths();
   }
   chmod(path: string, mode: number): Promise<void> {
+    this.changes.entry(path);
     return this.inner.chmod(path, mode);
   }
   readlink(path: string): Promise<string> {
@@ -344,20 +455,25 @@ class LimitedFs implements IFileSystem {
   realpath(path: string): Promise<string> {
     return this.inner.realpath(path);
   }
-  utimes(path: string, atime: Date, mtime: Date): Promise<void> {
-    return this.inner.utimes(path, atime, mtime);
+  async utimes(path: string, atime: Date, mtime: Date): Promise<void> {
+    this.changes.entry(path);
+    await this.#markResolved(path);
+    await this.inner.utimes(path, atime, mtime);
   }
 
   // just-bash installs its virtual layout (/bin, /usr/bin, /dev, /proc) through these
   // synchronous methods when a `Bash` is constructed; they are not part of IFileSystem and are
-  // not reachable from shell commands, so they bypass the accounting.
+  // not reachable from shell commands, so they bypass the accounting (not the change record).
   writeFileSync(...args: Parameters<InMemoryFs["writeFileSync"]>): void {
+    this.changes.entry(args[0]);
     this.inner.writeFileSync(...args);
   }
   mkdirSync(...args: Parameters<InMemoryFs["mkdirSync"]>): void {
+    this.changes.entry(args[0]);
     this.inner.mkdirSync(...args);
   }
   writeFileLazy(...args: Parameters<InMemoryFs["writeFileLazy"]>): void {
+    this.changes.entry(args[0]);
     this.inner.writeFileLazy(...args);
   }
 }
@@ -370,6 +486,11 @@ export interface WorkspaceFsOptions {
 
 export type BashWorkspaceFs = WorkspaceFs & {
   readonly bashFs: IFileSystem;
+  // Always present here (optional in WorkspaceFs): change tracking covers both views.
+  takeChanges(): WorkspaceChanges;
+  returnChanges(changes: WorkspaceChanges): void;
+  chmod(path: string, mode: number): Promise<void>;
+  utimes(path: string, mtimeMs: number): Promise<void>;
   /**
    * Install the simulated shell's virtual layout (/bin, /usr/bin, /dev, /proc), outside the
    * usage counts. Done on the first `bash` call, not at creation: the layout is ~90 KiB of heap
@@ -597,8 +718,33 @@ export function createWorkspaceFs(opts: WorkspaceFsOptions = {}): BashWorkspaceF
       }
       return fs.inner.exists(abs);
     },
+    async chmod(p, mode) {
+      await init();
+      const abs = await resolve(p);
+      try {
+        await fs.chmod(abs, mode);
+      } catch (err) {
+        fail(err, p);
+      }
+    },
+    async utimes(p, mtimeMs) {
+      await init();
+      const abs = await resolve(p);
+      try {
+        const t = new Date(mtimeMs);
+        await fs.utimes(abs, t, t);
+      } catch (err) {
+        fail(err, p);
+      }
+    },
     usage() {
       return fs.usage();
+    },
+    takeChanges() {
+      return fs.changes.take();
+    },
+    returnChanges(changes) {
+      fs.changes.giveBack(changes);
     },
   };
   return ws;

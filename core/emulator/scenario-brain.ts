@@ -151,7 +151,7 @@ export class ScenarioBrain implements Brain {
     this.#host.emit({ type: "session.status_idle", stop_reason: { type: "end_turn" }, stop_details: null });
     const next = this.#scenario.turns[this.#nextTurn];
     if (next) {
-      this.#host.sendUserMessage(next.user);
+      if (!next.await_user) this.#host.sendUserMessage(next.user);
       return;
     }
     this.#host.markDone();

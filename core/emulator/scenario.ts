@@ -44,6 +44,12 @@ const TurnSchema = z
     user: z.string().min(1),
     steps: z.array(StepSchema).default([]),
     final: z.string().default("Done."),
+    /**
+     * A later turn normally starts at once (the brain sends its `user` text). With `await_user`
+     * the session goes idle and sleeps until a user.message arrives (from the API or the
+     * control surface): for tests of sessions that end their work item and wake later.
+     */
+    await_user: z.boolean().default(false),
   })
   .strict();
 

@@ -80,6 +80,33 @@ export interface WorkspaceFs {
   exists(path: string): Promise<boolean>;
   /** Current usage against the limits. */
   usage(): { bytes: number; entries: number };
+  /** Optional: set the mode bits (follows symlinks). Restoring a snapshot uses it to keep modes. */
+  chmod?(path: string, mode: number): Promise<void>;
+  /** Optional: set the modification time (follows symlinks). Restoring a snapshot uses it to keep mtimes. */
+  utimes?(path: string, mtimeMs: number): Promise<void>;
+  /**
+   * Optional change tracking, for incremental snapshots (`core/state/workspace-store.ts`): the
+   * changes made through any view of the workspace since the previous call, and a fresh record
+   * from now on. An implementation that has it must have `returnChanges` too.
+   */
+  takeChanges?(): WorkspaceChanges;
+  /** Hand back changes taken by a save that then failed, so the next save still sees them. */
+  returnChanges?(changes: WorkspaceChanges): void;
+}
+
+/**
+ * What changed in a workspace since changes were last taken. Paths are absolute and lexically
+ * normalised (as the filesystem was called with them; a path may run through a symlinked
+ * directory), and only paths under the root are kept. A path may appear where nothing exists any
+ * more: that records a removal.
+ */
+export interface WorkspaceChanges {
+  /** Entries that may have been created, written, removed, or had their mode or mtime set. */
+  entries: Set<string>;
+  /** Paths whose whole subtree may have changed (remove, rename, copy): the path and everything under it. */
+  trees: Set<string>;
+  /** Everything may have changed: the tracker cannot vouch for its record (it overflowed). */
+  all: boolean;
 }
 
 /** A point-in-time copy of a workspace, as the persistence layer stores it. */

@@ -100,10 +100,18 @@ export class MemoryBlobStore implements BlobStore {
     this.#check("put");
     this.#blobs.set(key, data.slice());
   }
+  async putMany(items: Array<{ key: string; data: Uint8Array }>): Promise<void> {
+    this.#check("putMany");
+    for (const { key, data } of items) this.#blobs.set(key, data.slice());
+  }
   async get(key: string): Promise<Uint8Array | null> {
     this.#check("get");
     const b = this.#blobs.get(key);
     return b ? b.slice() : null;
+  }
+  async getMany(keys: string[]): Promise<Array<Uint8Array | null>> {
+    this.#check("getMany");
+    return keys.map((key) => this.#blobs.get(key)?.slice() ?? null);
   }
   async has(key: string): Promise<boolean> {
     this.#check("has");

@@ -59,7 +59,23 @@ export interface BlobStore {
   readonly name: string;
   /** Resolves once the blob is durable. Writing a key twice with the same bytes is a no-op. */
   put(key: string, data: Uint8Array): Promise<void>;
+  /**
+   * Optional batch of `put`s, for backends where a write has a fixed cost (a commit, an fsync, a
+   * round trip) that many blobs can share. Resolves once every blob is durable; each blob is
+   * written on its own terms, exactly as by `put` (never visible half written; a key that already
+   * holds the same bytes is left as it is; when a key appears twice, the later item wins). NOT all
+   * or nothing: when it rejects, any of the blobs may or may not have been written. Callers that
+   * need an order (these blobs durable before that one) await one call before the next. A backend
+   * without it is used through `put`; `putMany` must behave as those `put`s would (in any order).
+   */
+  putMany?(items: Array<{ key: string; data: Uint8Array }>): Promise<void>;
   get(key: string): Promise<Uint8Array | null>;
+  /**
+   * Optional batch of `get`s: one answer per key, in the order of `keys` (null where a blob is
+   * missing; a key asked twice answers twice, each a copy of its own). Each answer is what `get`
+   * would have answered at some moment during the call (the batch is not one snapshot).
+   */
+  getMany?(keys: string[]): Promise<Array<Uint8Array | null>>;
   has(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   /** Keys starting with `prefix` (a plain string prefix), in key order. */

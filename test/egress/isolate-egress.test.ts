@@ -43,7 +43,7 @@ const text = (r: ToolResult) => r.content.map((b) => String((b as { text?: unkno
 
 describe("isolate egress through the gateway", () => {
   it("a snippet's fetch gets the credential injected, sees it redacted, and is audited with its tool call", async () => {
-    const { router } = provisioner.provision({ sessionId: "sesn_iso" });
+    const { router } = await provisioner.provision({ sessionId: "sesn_iso" });
     const ctx = { sessionId: "sesn_iso", toolUseId: "toolu_fetch", signal: new AbortController().signal, log };
     const r = await router.call(
       "custom",
@@ -76,7 +76,7 @@ describe("isolate egress through the gateway", () => {
   });
 
   it("call_service reaches a private service by name, through the gateway", async () => {
-    const { router } = provisioner.provision({ sessionId: "sesn_svc" });
+    const { router } = await provisioner.provision({ sessionId: "sesn_svc" });
     const ctx = { sessionId: "sesn_svc", toolUseId: "toolu_svc", signal: new AbortController().signal, log };
     const r = await router.call("custom", "call_service", { service: "billing", method: "POST", path: "/charge", body: "{}" }, ctx);
     expect(r.is_error).toBe(false);
