@@ -14,6 +14,7 @@ import { createProvisioner, type Provisioner } from "./provision.ts";
 import { runPolicyCommand } from "./policy/check-command.ts";
 import { loadEgress } from "./egress.ts";
 import { openWorkerState } from "./worker-state.ts";
+import { pruneWorkspaceBlobs } from "./state/workspace-store.ts";
 import type { Ledger } from "./session/ledger.ts";
 
 export const VERSION = "0.1.0";
@@ -32,6 +33,9 @@ Commands:
   tools      List the tools this worker answers; --json prints the agent's \`tools\` array.
   sessions   The sessions this state store has seen, most recent first; sessions SESSION_ID:
              its work items and every tool it ran with timings. --json for JSON.
+  prune      Maintenance: remove sessions not seen for --retention-days, then workspace
+             chunks no session names (deleted on the second run an hour or more apart).
+             Run it where no worker is saving, e.g. from cron on a host that serves none.
   audit      audit SESSION_ID: the egress audit records of one session (from --state-dir),
              one line each; --json prints them as JSON lines.
   policy     policy check FILE: validate an egress policy file and show what it allows;
@@ -136,6 +140,8 @@ export async function runCli(host: CliHost): Promise<number> {
         return await cmdAudit(host, config, parsed.rest, parsed.json);
       case "sessions":
         return await cmdSessions(host, config, parsed.rest, parsed.json);
+      case "prune":
+        return await cmdPrune(host, config);
       default:
         host.stderr(`deft: unknown command ${JSON.stringify(parsed.command)} (see deft --help)`);
         return 2;
@@ -394,6 +400,21 @@ async function cmdSessions(host: CliHost, config: Config, rest: string[], json: 
     for (const t of tools) host.stdout(`    ${t.at} ${t.name}${t.kind === "custom" ? " (custom)" : ""} ${t.ms} ms${t.isError ? " error" : ""}${t.replayed ? " replayed" : ""}  ${t.toolUseId}`);
     host.stdout(`  ${audit.length} egress request(s) (deft audit ${id})`);
     if (head) host.stdout(`  workspace snapshot: ${JSON.stringify(head.value)}`);
+    return 0;
+  } finally {
+    await state.close();
+  }
+}
+
+async function cmdPrune(host: CliHost, config: Config): Promise<number> {
+  const state = await openWorkerState(host.runtime, { ...config, retentionDays: 0 });
+  try {
+    const sessions = config.retentionDays ? await state.records.prune(config.retentionDays * 86_400_000) : [];
+    host.stdout(`sessions removed (not seen for ${config.retentionDays} days): ${sessions.length}`);
+    const r = await pruneWorkspaceBlobs({ store: state.stores.store, blobs: state.stores.blobs });
+    host.stdout(
+      `workspace blobs: ${r.heads} heads name ${r.referenced}; ${r.unreferenced} named by none: deleted ${r.deletedChunks} chunks and ${r.deletedManifests} manifests, ${r.waiting} wait for the next run`,
+    );
     return 0;
   } finally {
     await state.close();
