@@ -1,5 +1,7 @@
 // Run `deft` as a real process under Node, Deno or Bun.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const ROOT = join(import.meta.dirname, "..");
@@ -28,7 +30,9 @@ export function startDeft(runtime: RuntimeName, args: string[], env: Record<stri
   const [cmd, argv] = deftCommand(runtime, args);
   // The caller's ANTHROPIC_* variables must not leak into the child unless given.
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ANTHROPIC_") && !k.startsWith("DEFT_")));
-  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...base, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // Each run its own state dir (unless the test names one): runs in parallel never share a store.
+  const stateDir = mkdtempSync(join(tmpdir(), "deft-test-state-"));
+  const child = spawn(cmd, argv, { cwd: ROOT, env: { ...base, NO_COLOR: "1", DEFT_STATE_DIR: stateDir, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
