@@ -15,6 +15,8 @@
  *   tightest limit); over a backend's limit `set` rejects with a `RangeError`, not a
  *   `StoreUnavailableError` (a caller bug, not an outage);
  * - a blob of 0 bytes is a blob (`get` answers an empty array, not null);
+ * - `putMany`/`getMany`, where a backend has them, leave and answer exactly what `put`/`get` would
+ *   (a later item of a key wins; missing keys answer null, in order), whatever the batch's size;
  * - after `close()`, every operation rejects with `StoreUnavailableError` whose `store` is the
  *   backend's name.
  */
@@ -65,8 +67,8 @@ interface Ctx {
 
 interface Case {
   name: string;
-  /** Only run when the options allow it. */
-  when?: (o: ConformanceOptions) => boolean;
+  /** Only run when the options (or the backend: its optional methods) allow it. */
+  when?: (o: ConformanceOptions, ctx: Ctx) => boolean;
   run(ctx: Ctx, o: ConformanceOptions): Promise<void>;
 }
 
@@ -605,6 +607,116 @@ const CASES: Case[] = [
       eq((await collect(blobs.list(b("par/")))).length, 20, "listed");
     },
   },
+  // batches (only where the backend has them)
+  {
+    name: "putMany then getMany: byte-exact, in order, missing keys null, the same as get",
+    when: (_o, { blobs }) => blobs.putMany !== undefined && blobs.getMany !== undefined,
+    async run({ blobs, b }) {
+      const sizes = [0, 1, 256 * 3, 61_439, 61_440, 61_441, 200_000, 737_281];
+      const datas = sizes.map((size, i) => (i === 2 ? new Uint8Array(size).map((_, j) => (j * 167) % 256) : pseudoRandomBytes(size, 300 + i)));
+      await blobs.putMany!(datas.map((data, i) => ({ key: b(`pm/${i}`), data })));
+      const keys = [b("pm/missing-a"), ...datas.flatMap((_, i) => [b(`pm/${i}`), ...(i % 3 === 0 ? [b(`pm/missing-${i}`)] : [])]), b("pm/1"), b("pm/missing-z")];
+      const got = await blobs.getMany!(keys);
+      eq(got.length, keys.length, "one answer per key");
+      keys.forEach((key, i) => {
+        const n = /\/pm\/(\d+)$/.exec(key);
+        if (n) bytesEqual(got[i]!, datas[Number(n[1])]!, `getMany ${key.slice(key.lastIndexOf("/") + 1)}`);
+        else eq(got[i], null, `getMany ${key.slice(key.lastIndexOf("/") + 1)}`);
+      });
+      for (const [i, data] of datas.entries()) bytesEqual(await blobs.get(b(`pm/${i}`)), data, `get ${i}`);
+      eq(await collect(blobs.list(b("pm/"))), datas.map((_, i) => b(`pm/${i}`)).sort(), "listed, each once");
+      eq(await blobs.getMany!([]), [], "getMany of nothing");
+      await blobs.putMany!([]);
+    },
+  },
+  {
+    // Over each of Deno KV's limits per commit: 1,000 mutations, 800 KiB, 80 KiB of keys, 10 checks.
+    name: "putMany of a batch bigger than one commit (1,665 blobs, 6 MiB, long keys, two-part blobs, a 1 MiB blob) stores every blob",
+    when: (_o, { blobs }) => blobs.putMany !== undefined && blobs.getMany !== undefined,
+    async run({ blobs, b }) {
+      const items = [
+        ...Array.from({ length: 1_100 }, (_, i) => ({ key: b(`pm-big/s${String(i).padStart(4, "0")}`), data: pseudoRandomBytes(1 + (i % 200), 1_000 + i) })),
+        ...Array.from({ length: 440 }, (_, i) => ({ key: b(`pm-big/k${String(i).padStart(3, "0")}-${"k".repeat(200)}`), data: pseudoRandomBytes(10, 2_000 + i) })),
+        ...Array.from({ length: 40 }, (_, i) => ({ key: b(`pm-big/m${String(i).padStart(2, "0")}`), data: pseudoRandomBytes(61_440 - i, 3_000 + i) })),
+        ...Array.from({ length: 24 }, (_, i) => ({ key: b(`pm-big/t${String(i).padStart(2, "0")}`), data: pseudoRandomBytes(61_441 + i, 4_000 + i) })),
+        ...Array.from({ length: 60 }, (_, i) => ({ key: b(`pm-big/v${String(i).padStart(2, "0")}`), data: pseudoRandomBytes(1 + ((i * 7_919) % 61_440), 6_000 + i) })),
+        { key: b("pm-big/l"), data: pseudoRandomBytes(1_048_577, 5_000) },
+      ];
+      await blobs.putMany!(items);
+      const got = await blobs.getMany!(items.map((it) => it.key));
+      items.forEach((it, i) => bytesEqual(got[i]!, it.data, `getMany ${it.key.slice(it.key.lastIndexOf("/") + 1, it.key.lastIndexOf("/") + 12)}`));
+      for (const i of [0, 1_099, 1_100, 1_539, 1_540, 1_579, 1_580, 1_603, 1_604, 1_663, 1_664]) bytesEqual(await blobs.get(items[i]!.key), items[i]!.data, `get ${i}`);
+      eq((await collect(blobs.list(b("pm-big/")))).length, items.length, "listed");
+    },
+  },
+  {
+    name: "putMany over existing blobs (small, chunked, same bytes) and a key twice: the later item wins",
+    when: (_o, { blobs }) => blobs.putMany !== undefined && blobs.getMany !== undefined,
+    async run({ blobs, b }) {
+      const before = [10, 200_000, 300_000, 5_000, 150_000];
+      for (const [i, size] of before.entries()) await blobs.put(b(`pm-over/${i}`), pseudoRandomBytes(size, 500 + i));
+      const after = [
+        pseudoRandomBytes(200_000, 600), // small → chunked
+        pseudoRandomBytes(7, 601), // chunked → small
+        pseudoRandomBytes(250_000, 602), // chunked → chunked
+        pseudoRandomBytes(5_000, 503), // the same bytes again
+        pseudoRandomBytes(150_000, 504), // the same bytes again, chunked
+      ];
+      await blobs.putMany!([
+        ...after.map((data, i) => ({ key: b(`pm-over/${i}`), data })),
+        { key: b("pm-over/twice"), data: pseudoRandomBytes(100, 1) },
+        { key: b("pm-over/twice"), data: pseudoRandomBytes(70_000, 2) },
+        { key: b("pm-over/twice-small"), data: pseudoRandomBytes(70_000, 3) },
+        { key: b("pm-over/twice-small"), data: pseudoRandomBytes(100, 4) },
+      ]);
+      const got = await blobs.getMany!([...after.map((_, i) => b(`pm-over/${i}`)), b("pm-over/twice"), b("pm-over/twice-small")]);
+      after.forEach((data, i) => bytesEqual(got[i]!, data, `blob ${i}`));
+      bytesEqual(got[5]!, pseudoRandomBytes(70_000, 2), "twice: the later item");
+      bytesEqual(got[6]!, pseudoRandomBytes(100, 4), "twice-small: the later item");
+      eq((await collect(blobs.list(b("pm-over/")))).length, 7, "listed, each once");
+    },
+  },
+  {
+    name: "putMany with contentAddressed over blobs already there (small and chunked) keeps them all readable",
+    when: (_o, { blobs }) => blobs.putMany !== undefined && blobs.getMany !== undefined,
+    async run({ blobs, b }) {
+      const datas = [pseudoRandomBytes(4_000, 700), pseudoRandomBytes(180_000, 701), pseudoRandomBytes(61_440, 702)];
+      await blobs.put(b("pm-ca/0"), datas[0]!);
+      await blobs.put(b("pm-ca/1"), datas[1]!);
+      const fresh = Array.from({ length: 12 }, (_, i) => ({ key: b(`pm-ca/new-${String(i).padStart(2, "0")}`), data: pseudoRandomBytes(i % 2 ? 90_000 : 3_000, 710 + i) }));
+      // The same bytes under the same keys, new blobs around them (in Deno KV: one commit whose check fails, then retried).
+      await blobs.putMany!([...datas.map((data, i) => ({ key: b(`pm-ca/${i}`), data })), ...fresh], { contentAddressed: true });
+      await blobs.putMany!(datas.map((data, i) => ({ key: b(`pm-ca/${i}`), data })), { contentAddressed: true });
+      const got = await blobs.getMany!([...datas.map((_, i) => b(`pm-ca/${i}`)), ...fresh.map((f) => f.key)]);
+      datas.forEach((data, i) => bytesEqual(got[i]!, data, `blob ${i}`));
+      fresh.forEach((f, i) => bytesEqual(got[datas.length + i]!, f.data, `new blob ${i}`));
+      eq((await collect(blobs.list(b("pm-ca/")))).length, datas.length + fresh.length, "listed, each once");
+    },
+  },
+  {
+    name: "putMany and getMany copy bytes in and out",
+    when: (_o, { blobs }) => blobs.putMany !== undefined && blobs.getMany !== undefined,
+    async run({ blobs, b }) {
+      const small = new Uint8Array([1, 2, 3]);
+      const big = pseudoRandomBytes(100_000, 800);
+      const bigCopy = big.slice();
+      const written = blobs.putMany!([
+        { key: b("pm-copy/small"), data: small },
+        { key: b("pm-copy/big"), data: big },
+      ]);
+      small[0] = 9; // while the batch is being written
+      big[50_000] = big[50_000]! ^ 1;
+      await written;
+      const [gotSmall, gotBig] = await blobs.getMany!([b("pm-copy/small"), b("pm-copy/big")]);
+      bytesEqual(gotSmall!, new Uint8Array([1, 2, 3]), "after changing the array passed to putMany");
+      bytesEqual(gotBig!, bigCopy, "after changing the big array passed to putMany");
+      gotSmall![1] = 9;
+      gotBig![0] = gotBig![0]! ^ 1;
+      const [again, againBig] = await blobs.getMany!([b("pm-copy/small"), b("pm-copy/big")]);
+      bytesEqual(again!, new Uint8Array([1, 2, 3]), "after changing the array getMany returned");
+      bytesEqual(againBig!, bigCopy, "after changing the big array getMany returned");
+    },
+  },
 ];
 
 /** Written before close, read after reopen. */
@@ -641,7 +753,7 @@ export async function runStoreConformance(makeStore: () => Promise<Store>, makeB
   };
 
   for (const c of CASES) {
-    if (c.when && !c.when(opts)) skipped.push(c.name);
+    if (c.when && !c.when(opts, ctx)) skipped.push(c.name);
     else await attempt(c.name, () => c.run(ctx, opts));
   }
 
@@ -671,6 +783,8 @@ export async function runStoreConformance(makeStore: () => Promise<Store>, makeB
       await rejectsUnavailable(() => blobs.has(ctx.b("durable")), blobs.name, "blobs.has");
       await rejectsUnavailable(() => blobs.delete(ctx.b("durable")), blobs.name, "blobs.delete");
       await rejectsUnavailable(() => collect(blobs.list(ctx.b(""))), blobs.name, "blobs.list");
+      if (blobs.putMany) await rejectsUnavailable(() => blobs.putMany!([{ key: ctx.b("after-close"), data: new Uint8Array(1) }]), blobs.name, "blobs.putMany");
+      if (blobs.getMany) await rejectsUnavailable(() => blobs.getMany!([ctx.b("durable")]), blobs.name, "blobs.getMany");
     });
   }
 

@@ -17,15 +17,21 @@
  * always written last (in the same atomic commit as the parts when they fit in one), so a blob
  * that is half written, or whose writer crashed, is invisible: `get` returns the old bytes or null.
  *
- * Limits (Deno KV's, the same natively and in @deno/kv): a value is at most 65,536 bytes, so a
- * Store value's JSON must fit in that with its envelope (the Store contract promises 60 KiB); a
- * key at most 2,048 bytes encoded; an atomic commit at most 1,000 mutations and 800 KiB.
+ * Batches: `putMany` packs many blobs into each commit (a commit costs an fsync, whatever it
+ * holds), each blob still with its parts and header in that one commit; `getMany` reads headers
+ * ten at a time with several reads in flight.
+ *
+ * Limits (Deno KV's, the same natively and in @deno/kv unless said): a value is at most 65,536
+ * bytes, so a Store value's JSON must fit in that with its envelope (the Store contract promises
+ * 60 KiB); a key at most 2,048 bytes encoded; an atomic commit at most 1,000 mutations and 800 KiB
+ * (native Deno counts each key twice in that), 80 KiB of mutation keys (native Deno), and 10
+ * checks (@deno/kv; 100 natively); `getMany` at most 10 keys.
  *
  * Expiry: Deno KV deletes expired keys lazily (a read shortly after the deadline still sees the
  * entry), so the deadline is also kept in the envelope and reads treat an expired entry as absent.
  */
 import { StoreUnavailableError } from "./store.ts";
-import type { BlobStore, ListOptions, SetOptions, SetResult, Store, StoreKey, StoreValue, Versioned } from "./store.ts";
+import type { BlobStore, ListOptions, PutManyOptions, SetOptions, SetResult, Store, StoreKey, StoreValue, Versioned } from "./store.ts";
 
 /** A key part as Deno KV accepts it (Deft itself only writes strings and numbers). */
 export type KvKeyPartLike = string | number | bigint | boolean | Uint8Array;
@@ -52,7 +58,8 @@ export interface KvAtomicLike {
 
 /**
  * The part of Deno KV this file uses, satisfied by both `Deno.Kv` and `@deno/kv`'s `Kv`
- * (structurally: nothing here imports either).
+ * (structurally: nothing here imports either). Every read hands over values of the caller's own
+ * (deserialized afresh, as both do): `KvBlobStore` returns blob bytes without copying them again.
  */
 export interface KvLike {
   get(key: KvKeyLike): Promise<KvEntryLike>;
@@ -77,6 +84,23 @@ const PARTS_PER_COMMIT = 12;
 const DELETES_PER_COMMIT = 500;
 /** `getMany` reads at most 10 keys. */
 const GET_MANY_MAX = 10;
+/** Checks per atomic commit: @deno/kv's SQLite allows 10 (native Deno 100). */
+const COMMIT_MAX_CHECKS = 10;
+/** Mutations per atomic commit. */
+const COMMIT_MAX_MUTATIONS = 1_000;
+/**
+ * Bytes per batched commit, counted as values plus twice their keys: the limit is 819,200 and
+ * native Deno counts a key twice (@deno/kv once); the rest is a margin.
+ */
+const COMMIT_MAX_BYTES = 816_000;
+/** Encoded key bytes of a commit's mutations (native Deno's limit is 81,920). */
+const COMMIT_MAX_KEY_BYTES = 80_000;
+/** An encoded number key part: a tag byte and 8 bytes. */
+const NUMBER_PART_BYTES = 9;
+/** `getMany` calls (and chunked blob reads) in flight at once during a batch. */
+const READS_IN_FLIGHT = 8;
+/** Batched commits in flight at once: the database applies them one at a time, this overlaps preparing one with writing another. */
+const COMMITS_IN_FLIGHT = 2;
 /** A blob key is at most this many UTF-8 bytes, so that its part keys stay under the key limit. */
 const MAX_BLOB_KEY_BYTES = 1_024;
 /** How often a blob operation re-reads the header after losing a race with another writer. */
@@ -269,6 +293,51 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** One blob ready to be written: its bytes (a copy of the caller's), its header, and the id of its parts. */
+interface BlobWrite {
+  key: string;
+  headerKey: KvKeyLike;
+  bytes: Uint8Array;
+  inline: boolean;
+  manifest: Manifest;
+  headerValue: Uint8Array;
+}
+
+/** A blob's bytes, copied from the caller's: a small blob is copied straight into its header value. */
+interface StagedBlob {
+  key: string;
+  bytes: Uint8Array;
+  /** The header of a blob stored inline (its bytes are `inlineHeader.subarray(1)`); null for a chunked one. */
+  inlineHeader: Uint8Array | null;
+}
+
+/** The store's own copy of `data` (one copy, made at once). */
+function stage(key: string, data: Uint8Array): StagedBlob {
+  if (data.length > KV_BLOB_PART_BYTES) return { key, bytes: new Uint8Array(data), inlineHeader: null };
+  const inlineHeader = new Uint8Array(1 + data.length);
+  inlineHeader[0] = HEADER_INLINE;
+  inlineHeader.set(data, 1);
+  return { key, bytes: inlineHeader.subarray(1), inlineHeader };
+}
+
+/** A blob in a batched commit, with the header it replaces (as read before the commit). */
+interface GroupMember {
+  write: BlobWrite;
+  current: KvEntryLike;
+  old: Header | null;
+  /** The commit checks that the header is still `current` (see `putMany`). */
+  check: boolean;
+}
+
+/** What a blob adds to a batched commit, against Deno KV's limits per commit. */
+interface CommitCost {
+  mutations: number;
+  /** Values plus keys, each key counted twice (as native Deno does; @deno/kv counts it once). */
+  bytes: number;
+  keyBytes: number;
+  checks: number;
+}
+
 /** `BlobStore` over Deno KV: blobs up to 60 KiB in one entry, larger ones in 60 KiB parts. */
 export class KvBlobStore extends KvBase implements BlobStore {
   constructor(kv: KvLike, opts: KvStoreOptions) {
@@ -277,50 +346,101 @@ export class KvBlobStore extends KvBase implements BlobStore {
 
   async put(key: string, data: Uint8Array): Promise<void> {
     this.#checkKey(key, "put");
-    const bytes = new Uint8Array(data); // a copy: the caller may change its array while we write
-    await this.call(`put ${JSON.stringify(key)}`, async () => {
-      const headerKey = [BLOB_HEADER_ROOT, key];
-      const inline = bytes.length <= KV_BLOB_PART_BYTES;
-      const manifest: Manifest = { id: crypto.randomUUID(), size: bytes.length, parts: Math.ceil(bytes.length / KV_BLOB_PART_BYTES), sha256: inline ? "" : await sha256Hex(bytes) };
-      const headerValue = inline ? concat([Uint8Array.of(HEADER_INLINE), bytes]) : concat([Uint8Array.of(HEADER_CHUNKED), utf8.encode(JSON.stringify(manifest))]);
-      // Parts and header in one commit when they fit; otherwise the parts go first, in their own
-      // commits, where nothing points at them until the header does.
-      const oneCommit = inline || manifest.parts <= PARTS_PER_COMMIT;
-      let current = await this.kv.get(headerKey);
-      if (this.#holds(key, current, bytes, manifest)) return;
-      if (!oneCommit) await this.#writeParts(key, bytes, manifest, 0, manifest.parts);
-      for (let attempt = 0; attempt < BLOB_RETRIES; attempt++) {
-        if (attempt > 0) current = await this.kv.get(headerKey);
-        const old = this.#parseHeader(key, current);
-        const commit = this.kv.atomic().check({ key: headerKey, versionstamp: current.versionstamp });
-        if (!inline && oneCommit) for (let i = 0; i < manifest.parts; i++) commit.set(this.#partKey(key, manifest.id, i), this.#part(bytes, i));
-        const res = await commit.set(headerKey, headerValue).commit();
-        if (res.ok) {
-          if (old?.kind === "chunked") await this.#deleteParts(key, old.manifest);
-          return;
+    const staged = stage(key, data); // a copy: the caller may change its array while we write
+    await this.call(`put ${JSON.stringify(key)}`, async () => this.#write(await this.#prepare(staged)));
+  }
+
+  /**
+   * Many blobs in few commits: every blob that fits in one commit (up to 12 parts) is packed with
+   * others into commits that stay within Deno KV's limits (1,000 mutations, 800 KiB, 80 KiB of
+   * keys, 10 checks); larger blobs are written one by one as by `put`. Each blob keeps its own
+   * layout (parts and header in the same commit), so none is ever visible half written.
+   *
+   * The headers are read first (`getMany`, ten at a time): a blob that already holds its bytes is
+   * skipped, and a blob with parts, or replacing one with parts, is written with a check on the
+   * header read (if another writer changed it meanwhile, that commit fails and its blobs are
+   * written one by one instead, as `put` does). A small blob replacing an absent or small one is
+   * not checked (checks are scarce: 10 per commit): if another writer puts a large blob under the
+   * same key at that very moment, the last commit wins as with `put`, but the loser's parts may
+   * stay behind unreferenced (space, never a wrong answer).
+   *
+   * With `contentAddressed`, no header is read at all (a read per blob costs about as much as the
+   * write it could save): a small blob is written as above, unchecked (if present, it held these
+   * same bytes), and a blob with parts is checked against no header existing (if one does, it held
+   * these same bytes: the retry in `#commitGroup` finds that and leaves it).
+   */
+  async putMany(items: Array<{ key: string; data: Uint8Array }>, opts: PutManyOptions = {}): Promise<void> {
+    if (!Array.isArray(items)) throw new TypeError(`${this.name}: putMany: expected an array of {key, data}, got ${typeof items}`);
+    // Copies, taken now (the caller may change its arrays while we write); a later item of a key wins.
+    const latest = new Map<string, StagedBlob>();
+    for (const { key, data } of items) {
+      this.#checkKey(key, "putMany");
+      latest.delete(key);
+      latest.set(key, stage(key, data));
+    }
+    await this.call(`putMany (${latest.size} blobs)`, async () => {
+      if (latest.size === 0) return;
+      // In key order: SQLite then fills its B-tree pages in order instead of touching (and
+      // rewriting, at every commit) pages all over it (into a fresh database: a third less time).
+      const writes = (await Promise.all(Array.from(latest.values(), (staged) => this.#prepare(staged)))).sort((a, b) => compareStrings(a.key, b.key));
+      // Content-addressed blobs are written without reading their headers: see `#commitGroup`.
+      const headers = opts.contentAddressed ? null : await this.#readHeaders(writes.map((w) => w.headerKey));
+      const alone: BlobWrite[] = [];
+      const groups: GroupMember[][] = [];
+      let group: GroupMember[] = [];
+      const total: CommitCost = { mutations: 0, bytes: 0, keyBytes: 0, checks: 0 };
+      for (let i = 0; i < writes.length; i++) {
+        const write = writes[i]!;
+        const current = headers?.[i] ?? ABSENT;
+        const old = this.#parseHeader(write.key, current);
+        if (this.#holds(old, write)) continue;
+        if (!write.inline && write.manifest.parts > PARTS_PER_COMMIT) {
+          alone.push(write);
+          continue;
         }
-        // Another writer changed the header since we read it: read it again and retry.
+        const check = !write.inline || old?.kind === "chunked";
+        const cost = this.#cost(write, check);
+        const fits =
+          total.mutations + cost.mutations <= COMMIT_MAX_MUTATIONS && total.bytes + cost.bytes <= COMMIT_MAX_BYTES && total.keyBytes + cost.keyBytes <= COMMIT_MAX_KEY_BYTES && total.checks + cost.checks <= COMMIT_MAX_CHECKS;
+        if (!fits && group.length > 0) {
+          groups.push(group);
+          group = [];
+          total.mutations = total.bytes = total.keyBytes = total.checks = 0;
+        }
+        group.push({ write, current, old, check });
+        total.mutations += cost.mutations;
+        total.bytes += cost.bytes;
+        total.keyBytes += cost.keyBytes;
+        total.checks += cost.checks;
       }
-      if (!oneCommit) await this.#deleteParts(key, manifest);
-      throw new Error(`blob ${JSON.stringify(key)} kept changing during ${BLOB_RETRIES} attempts to write it`);
+      if (group.length > 0) groups.push(group);
+      await forEachLimit(groups, COMMITS_IN_FLIGHT, (g) => this.#commitGroup(g));
+      for (const write of alone) await this.#write(write);
     });
   }
 
   async get(key: string): Promise<Uint8Array | null> {
     this.#checkKey(key, "get");
-    return this.call(`get ${JSON.stringify(key)}`, async () => {
-      for (let attempt = 0; attempt < BLOB_RETRIES; attempt++) {
-        const header = this.#parseHeader(key, await this.kv.get([BLOB_HEADER_ROOT, key]));
-        if (header === null) return null;
-        if (header.kind === "inline") return header.data;
-        const data = await this.#readParts(key, header.manifest);
-        if (data === null) continue; // a part is gone: the blob was replaced or deleted meanwhile
-        if (data.length !== header.manifest.size || (await sha256Hex(data)) !== header.manifest.sha256) {
-          throw new Error(`blob ${JSON.stringify(key)} is corrupt (its parts do not match its header)`);
-        }
-        return data;
+    return this.call(`get ${JSON.stringify(key)}`, () => this.#read(key));
+  }
+
+  /** Headers with `getMany` (10 keys a call, several calls at once), then the parts of chunked blobs. */
+  async getMany(keys: string[]): Promise<Array<Uint8Array | null>> {
+    if (!Array.isArray(keys)) throw new TypeError(`${this.name}: getMany: expected an array of keys, got ${typeof keys}`);
+    for (const key of keys) this.#checkKey(key, "getMany");
+    return this.call(`getMany (${keys.length} blobs)`, async () => {
+      const entries = await this.#readHeaders(keys.map((key) => [BLOB_HEADER_ROOT, key]));
+      const out: Array<Uint8Array | null> = new Array<Uint8Array | null>(keys.length).fill(null);
+      const chunked: Array<{ i: number; header: Header }> = [];
+      for (let i = 0; i < keys.length; i++) {
+        const header = this.#parseHeader(keys[i]!, entries[i]!);
+        if (header?.kind === "inline") out[i] = header.data;
+        else if (header) chunked.push({ i, header });
       }
-      throw new Error(`blob ${JSON.stringify(key)} has a part missing on ${BLOB_RETRIES} reads`);
+      await forEachLimit(chunked, READS_IN_FLIGHT, async ({ i, header }) => {
+        out[i] = await this.#read(keys[i]!, header);
+      });
+      return out;
     });
   }
 
@@ -362,11 +482,123 @@ export class KvBlobStore extends KvBase implements BlobStore {
     }
   }
 
+  /** A staged blob's header and parts, ready to write. */
+  async #prepare({ key, bytes, inlineHeader }: StagedBlob): Promise<BlobWrite> {
+    const inline = inlineHeader !== null;
+    const manifest: Manifest = { id: crypto.randomUUID(), size: bytes.length, parts: Math.ceil(bytes.length / KV_BLOB_PART_BYTES), sha256: inline ? "" : await sha256Hex(bytes) };
+    const headerValue = inlineHeader ?? concat([Uint8Array.of(HEADER_CHUNKED), utf8.encode(JSON.stringify(manifest))]);
+    return { key, headerKey: [BLOB_HEADER_ROOT, key], bytes, inline, manifest, headerValue };
+  }
+
+  /** `put` of one prepared blob: reads its header, then writes it with a check on that header (retrying on a race). */
+  async #write(write: BlobWrite): Promise<void> {
+    const { key, headerKey, bytes, inline, manifest, headerValue } = write;
+    // Parts and header in one commit when they fit; otherwise the parts go first, in their own
+    // commits, where nothing points at them until the header does.
+    const oneCommit = inline || manifest.parts <= PARTS_PER_COMMIT;
+    let current = await this.kv.get(headerKey);
+    if (this.#holds(this.#parseHeader(key, current), write)) return;
+    if (!oneCommit) await this.#writeParts(key, bytes, manifest, 0, manifest.parts);
+    for (let attempt = 0; attempt < BLOB_RETRIES; attempt++) {
+      if (attempt > 0) current = await this.kv.get(headerKey);
+      const old = this.#parseHeader(key, current);
+      const commit = this.kv.atomic().check({ key: headerKey, versionstamp: current.versionstamp });
+      if (!inline && oneCommit) for (let i = 0; i < manifest.parts; i++) commit.set(this.#partKey(key, manifest.id, i), this.#part(bytes, i));
+      const res = await commit.set(headerKey, headerValue).commit();
+      if (res.ok) {
+        if (old?.kind === "chunked") await this.#deleteParts(key, old.manifest);
+        return;
+      }
+      // Another writer changed the header since we read it: read it again and retry.
+    }
+    if (!oneCommit) await this.#deleteParts(key, manifest);
+    throw new Error(`blob ${JSON.stringify(key)} kept changing during ${BLOB_RETRIES} attempts to write it`);
+  }
+
+  /**
+   * One commit of several blobs (parts and header of each). Blobs with parts are checked against
+   * the header read before (or, unread, against none existing). When a check fails, the checked
+   * headers are read again, blobs that now hold their bytes are dropped, and the rest committed
+   * once more; if that fails too, each blob is written on its own, as by `put`.
+   */
+  async #commitGroup(group: GroupMember[], retried = false): Promise<void> {
+    const commit = this.kv.atomic();
+    for (const { write, current, check } of group) {
+      if (check) commit.check({ key: write.headerKey, versionstamp: current.versionstamp });
+      if (!write.inline) for (let i = 0; i < write.manifest.parts; i++) commit.set(this.#partKey(write.key, write.manifest.id, i), this.#part(write.bytes, i));
+      commit.set(write.headerKey, write.headerValue);
+    }
+    const res = await commit.commit();
+    if (res.ok) {
+      for (const { write, old } of group) if (old?.kind === "chunked") await this.#deleteParts(write.key, old.manifest);
+      return;
+    }
+    // Nothing of this commit was written.
+    if (retried) {
+      for (const { write } of group) await this.#write(write);
+      return;
+    }
+    const checked = group.filter((m) => m.check);
+    const fresh = await this.#readHeaders(checked.map((m) => m.write.headerKey));
+    const reread = new Map(checked.map((m, i) => [m, fresh[i]!]));
+    const again: GroupMember[] = [];
+    for (const member of group) {
+      const current = reread.get(member);
+      if (current === undefined) {
+        again.push(member);
+        continue;
+      }
+      const old = this.#parseHeader(member.write.key, current);
+      if (!this.#holds(old, member.write)) again.push({ write: member.write, current, old, check: true });
+    }
+    if (again.length > 0) await this.#commitGroup(again, true);
+  }
+
+  /** What `write` adds to a batched commit. */
+  #cost(write: BlobWrite, check: boolean): CommitCost {
+    const headerKeyBytes = encodedKeyBytes([BLOB_HEADER_ROOT, write.key]);
+    const cost: CommitCost = { mutations: 1, bytes: write.headerValue.length + 2 * headerKeyBytes, keyBytes: headerKeyBytes, checks: check ? 1 : 0 };
+    if (!write.inline) {
+      const partKeyBytes = encodedKeyBytes([BLOB_PART_ROOT, write.key, write.manifest.id]) + NUMBER_PART_BYTES;
+      cost.mutations += write.manifest.parts;
+      cost.bytes += write.bytes.length + 2 * write.manifest.parts * partKeyBytes;
+      cost.keyBytes += write.manifest.parts * partKeyBytes;
+    }
+    return cost;
+  }
+
+  /** The blob's bytes, or null; `header` is its header when already read (then read again only if its parts are gone). */
+  async #read(key: string, header?: Header | null): Promise<Uint8Array | null> {
+    for (let attempt = 0; attempt < BLOB_RETRIES; attempt++) {
+      if (attempt > 0 || header === undefined) header = this.#parseHeader(key, await this.kv.get([BLOB_HEADER_ROOT, key]));
+      if (header === null) return null;
+      if (header.kind === "inline") return header.data;
+      const data = await this.#readParts(key, header.manifest);
+      if (data === null) continue; // a part is gone: the blob was replaced or deleted meanwhile
+      if (data.length !== header.manifest.size || (await sha256Hex(data)) !== header.manifest.sha256) {
+        throw new Error(`blob ${JSON.stringify(key)} is corrupt (its parts do not match its header)`);
+      }
+      return data;
+    }
+    throw new Error(`blob ${JSON.stringify(key)} has a part missing on ${BLOB_RETRIES} reads`);
+  }
+
+  /** Entries for `keys`, in order: `getMany` of 10 keys at a time, several at once. */
+  async #readHeaders(keys: KvKeyLike[]): Promise<KvEntryLike[]> {
+    const out = new Array<KvEntryLike>(keys.length);
+    const firsts: number[] = [];
+    for (let first = 0; first < keys.length; first += GET_MANY_MAX) firsts.push(first);
+    await forEachLimit(firsts, READS_IN_FLIGHT, async (first) => {
+      const entries = await this.kv.getMany(keys.slice(first, first + GET_MANY_MAX));
+      for (let j = 0; j < entries.length; j++) out[first + j] = entries[j]!;
+    });
+    return out;
+  }
+
   /** Whether the header already holds these bytes (then writing them again is a no-op). */
-  #holds(key: string, entry: KvEntryLike, bytes: Uint8Array, manifest: Manifest): boolean {
-    const header = this.#parseHeader(key, entry);
-    if (header?.kind === "inline") return sameBytes(header.data, bytes);
-    if (header?.kind === "chunked") return header.manifest.size === manifest.size && header.manifest.sha256 === manifest.sha256;
+  #holds(header: Header | null, write: BlobWrite): boolean {
+    if (header?.kind === "inline") return write.inline && sameBytes(header.data, write.bytes);
+    if (header?.kind === "chunked") return header.manifest.size === write.manifest.size && header.manifest.sha256 === write.manifest.sha256 && !write.inline;
     return false;
   }
 
@@ -417,7 +649,8 @@ export class KvBlobStore extends KvBase implements BlobStore {
     if (entry.versionstamp === null) return null;
     const v = entry.value;
     if (!(v instanceof Uint8Array) || v.length === 0) throw new TypeError(`${this.name}: blob ${JSON.stringify(key)} has a header Deft did not write`);
-    if (v[0] === HEADER_INLINE) return { kind: "inline", data: new Uint8Array(v.subarray(1)) };
+    // No copy: every read hands over a value of its own (see `KvLike`).
+    if (v[0] === HEADER_INLINE) return { kind: "inline", data: v.subarray(1) };
     if (v[0] === HEADER_CHUNKED) return { kind: "chunked", manifest: JSON.parse(fromUtf8.decode(v.subarray(1))) as Manifest };
     throw new TypeError(`${this.name}: blob ${JSON.stringify(key)} has a header of unknown kind ${v[0]}`);
   }
@@ -426,6 +659,35 @@ export class KvBlobStore extends KvBase implements BlobStore {
     if (typeof key !== "string" || key === "") throw new TypeError(`${this.name}: ${op}: a blob key is a non-empty string, got ${JSON.stringify(key)}`);
     if (utf8.encode(key).length > MAX_BLOB_KEY_BYTES) throw new RangeError(`${this.name}: ${op}: the blob key ${JSON.stringify(key.slice(0, 80))}… is longer than ${MAX_BLOB_KEY_BYTES} bytes`);
   }
+}
+
+/**
+ * Run `fn` over `items` with at most `limit` calls in flight. After a failure no new call starts;
+ * once the calls in flight have settled, rejects with the first failure.
+ */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (!failure && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure) throw failure.error;
+}
+
+/** The entry of an absent key (a header not read is treated as absent, see `putMany`). */
+const ABSENT: KvEntryLike = { key: [], value: null, versionstamp: null };
+
+/** Code-unit order (for blob keys of one batch: any fixed order groups them; this one is cheap). */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

@@ -62,13 +62,13 @@ export interface BlobStore {
   /**
    * Optional batch of `put`s, for backends where a write has a fixed cost (a commit, an fsync, a
    * round trip) that many blobs can share. Resolves once every blob is durable; each blob is
-   * written on its own terms, exactly as by `put` (never visible half written; a key that already
-   * holds the same bytes is left as it is; when a key appears twice, the later item wins). NOT all
-   * or nothing: when it rejects, any of the blobs may or may not have been written. Callers that
-   * need an order (these blobs durable before that one) await one call before the next. A backend
-   * without it is used through `put`; `putMany` must behave as those `put`s would (in any order).
+   * written on its own terms, as by `put` (never visible half written; when a key appears twice,
+   * the later item wins). NOT all or nothing: when it rejects, any of the blobs may or may not have
+   * been written. Callers that need an order (these blobs durable before that one) await one call
+   * before the next. The whole batch is in memory: keep it to a few MiB. A backend without it is
+   * used through `put`; `putMany` must leave the store as those `put`s would (in any order).
    */
-  putMany?(items: Array<{ key: string; data: Uint8Array }>): Promise<void>;
+  putMany?(items: Array<{ key: string; data: Uint8Array }>, opts?: PutManyOptions): Promise<void>;
   get(key: string): Promise<Uint8Array | null>;
   /**
    * Optional batch of `get`s: one answer per key, in the order of `keys` (null where a blob is
@@ -81,6 +81,17 @@ export interface BlobStore {
   /** Keys starting with `prefix` (a plain string prefix), in key order. */
   list(prefix: string): AsyncIterable<string>;
   close(): Promise<void>;
+}
+
+/** Options of `BlobStore.putMany`. */
+export interface PutManyOptions {
+  /**
+   * The caller promises that every key names its content (e.g. `chunks/<sha256 of the bytes>`): a
+   * key that already exists holds exactly these bytes. The store may then write without first
+   * looking at what each key holds (Deno KV: no read per blob). A caller that breaks the promise
+   * still gets its bytes stored, but the space of what they replaced may never be reclaimed.
+   */
+  contentAddressed?: boolean;
 }
 
 /** The store cannot be reached or refused the operation: the caller must not acknowledge what it was saving. */

@@ -227,10 +227,39 @@ export class SqliteBlobStore extends SqliteBase implements BlobStore {
     this.call(`put ${JSON.stringify(key)}`, () => this.db.query("insert into deft_blobs (k, data) values (?, ?) on conflict (k) do update set data = excluded.data").run(utf8.encode(key), data));
   }
 
+  /**
+   * Every blob in one transaction (one fsync). A key that already holds the same bytes is not
+   * rewritten (SQLite compares them; nothing of its page changes).
+   */
+  async putMany(items: Array<{ key: string; data: Uint8Array }>): Promise<void> {
+    if (!Array.isArray(items)) throw new TypeError(`${this.name}: putMany: expected an array of {key, data}, got ${typeof items}`);
+    for (const { key } of items) this.#checkKey(key, "putMany");
+    this.call(`putMany (${items.length} blobs)`, () => {
+      const insert = this.db.query("insert into deft_blobs (k, data) values (?, ?) on conflict (k) do update set data = excluded.data where data is not excluded.data");
+      this.db
+        .transaction(() => {
+          for (const { key, data } of items) insert.run(utf8.encode(key), data);
+        })
+        .immediate();
+    });
+  }
+
   async get(key: string): Promise<Uint8Array | null> {
     this.#checkKey(key, "get");
     const row = this.call(`get ${JSON.stringify(key)}`, () => this.db.query("select data from deft_blobs where k = ?").get(utf8.encode(key)) as { data: Uint8Array } | null);
     return row ? new Uint8Array(row.data) : null;
+  }
+
+  async getMany(keys: string[]): Promise<Array<Uint8Array | null>> {
+    if (!Array.isArray(keys)) throw new TypeError(`${this.name}: getMany: expected an array of keys, got ${typeof keys}`);
+    for (const key of keys) this.#checkKey(key, "getMany");
+    return this.call(`getMany (${keys.length} blobs)`, () => {
+      const select = this.db.query("select data from deft_blobs where k = ?");
+      return keys.map((key) => {
+        const row = select.get(utf8.encode(key)) as { data: Uint8Array } | null;
+        return row ? new Uint8Array(row.data) : null;
+      });
+    });
   }
 
   async has(key: string): Promise<boolean> {

@@ -18,6 +18,7 @@
 //
 // Durability: a Durable Object's write is confirmed once it is durable (output gates: nothing the
 // object sends after a write leaves before the write is stored). R2 `put` resolves once stored.
+// R2 has no batch calls: R2BlobStore's `putMany`/`getMany` are `put`s/`get`s, 16 at once.
 //
 // Limits: a Durable Object value is at most 128 KiB on KV-backed objects (2 MiB on SQLite-backed
 // ones); DoStore refuses JSON over 127 KiB so that the same code runs on both. Keys at most 2 KiB.
@@ -51,6 +52,8 @@ const DO_MAX_KEY_BYTES = 2_048;
 const R2_MAX_KEY_BYTES = 1_024;
 /** Entries per `list()` call while listing. */
 const LIST_PAGE = 256;
+/** R2 calls in flight at once in `putMany` and `getMany` (a Worker queues what is over its connection limit). */
+const R2_CONCURRENCY = 16;
 
 const DATA_PREFIX = "deft/";
 const VERSION_KEY = "deft-meta/version";
@@ -215,12 +218,37 @@ export class R2BlobStore implements BlobStore {
     await this.#call(`put ${JSON.stringify(key)}`, () => this.#bucket.put(key, copy));
   }
 
+  /** Parallel `put`s (R2 has no batch write), R2_CONCURRENCY at once; a later item of a key wins. */
+  async putMany(items: Array<{ key: string; data: Uint8Array }>): Promise<void> {
+    const latest = new Map<string, Uint8Array>();
+    for (const { key, data } of items) {
+      this.#checkKey(key, "putMany");
+      latest.delete(key);
+      latest.set(key, new Uint8Array(data)); // copies, now: the caller may change its arrays meanwhile
+    }
+    await inLanes([...latest], R2_CONCURRENCY, ([key, copy]) => this.#call(`put ${JSON.stringify(key)}`, () => this.#bucket.put(key, copy)));
+  }
+
   async get(key: string): Promise<Uint8Array | null> {
     this.#checkKey(key, "get");
     return this.#call(`get ${JSON.stringify(key)}`, async () => {
       const object = await this.#bucket.get(key);
       return object === null ? null : new Uint8Array(await object.arrayBuffer());
     });
+  }
+
+  /** Parallel `get`s, R2_CONCURRENCY at once. */
+  async getMany(keys: string[]): Promise<Array<Uint8Array | null>> {
+    for (const key of keys) this.#checkKey(key, "getMany");
+    const out = new Array<Uint8Array | null>(keys.length).fill(null);
+    await inLanes(
+      keys.map((key, i) => [key, i] as const),
+      R2_CONCURRENCY,
+      async ([key, i]) => {
+        out[i] = await this.get(key);
+      },
+    );
+    return out;
   }
 
   async has(key: string): Promise<boolean> {
@@ -260,6 +288,27 @@ export class R2BlobStore implements BlobStore {
     if (typeof key !== "string" || key === "") throw new TypeError(`${this.name}: ${op}: a blob key is a non-empty string, got ${JSON.stringify(key)}`);
     if (utf8.encode(key).length > R2_MAX_KEY_BYTES) throw new RangeError(`${this.name}: ${op}: the blob key ${JSON.stringify(key.slice(0, 80))}… is longer than R2's ${R2_MAX_KEY_BYTES} bytes`);
   }
+}
+
+/**
+ * `fn` over `items`, at most `lanes` at once; after a failure no new call starts, and once the
+ * calls in flight have settled, rejects with the first failure.
+ */
+async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (!failure && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
+  if (failure) throw failure.error;
 }
 
 /** The Store and BlobStore of one Durable Object and one R2 bucket. */

@@ -19,6 +19,7 @@ import { serveFetch } from "../../runtimes/node/serve.ts";
 import type { ClientConfig, ClientKind } from "./client.ts";
 import { benchIsolates, isolatesSection } from "./isolates.ts";
 import { benchEgress, egressSection } from "./egress.ts";
+import { benchAllState, stateSection } from "./state.ts";
 import { fmt, KiB, mdTable, MiB, percentile } from "./stats.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -408,6 +409,8 @@ emulator.close();
 const isolateRows = await benchIsolates();
 process.stderr.write("bench: egress gateway...\n");
 const egress = egressSection(await benchEgress());
+process.stderr.write("bench: workspace snapshots per state backend...\n");
+const stateMd = stateSection(await benchAllState());
 const totalS = (performance.now() - t0) / 1000;
 
 // ----- report -----
@@ -596,8 +599,8 @@ the growth from ${CONC_SESSIONS} to ${2 * CONC_SESSIONS} live sessions, divided 
 numbers, not network numbers: compare rows, not machines.
 `;
 
-writeFileSync(join(ROOT, "BENCHMARKS.md"), `${md}\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${egress}\n`);
+writeFileSync(join(ROOT, "BENCHMARKS.md"), `${md}\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${egress}\n\n${stateMd}\n`);
 process.stdout.write(
-  `\n${mainTable(spec)}\n\n${ratioTable(spec)}\n\n${concTable}\n\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${egress}\n\n${steady ? `steady state:\n\n${mainTable(steady)}\n\n${roundRatioTable()}\n\n` : ""}${machine}\n\nwrote BENCHMARKS.md (${fmt(totalS, 0)} s)\n`,
+  `\n${mainTable(spec)}\n\n${ratioTable(spec)}\n\n${concTable}\n\n${isolatesSection(isolateRows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20))}\n\n${egress}\n\n${stateMd}\n\n${steady ? `steady state:\n\n${mainTable(steady)}\n\n${roundRatioTable()}\n\n` : ""}${machine}\n\nwrote BENCHMARKS.md (${fmt(totalS, 0)} s)\n`,
 );
 process.exit(0);

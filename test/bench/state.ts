@@ -13,6 +13,7 @@
  * in-memory backend and the Node shim's Deno KV file (`openNodeStores`) in a temp dir, replaces
  * the section in BENCHMARKS.md and prints it.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,12 +157,12 @@ snapshot, on an empty backend (every chunk read, hashed, uploaded). Incremental:
 file changed, the workspace's change record names it, so the save reads, hashes and uploads only
 that file, then writes a new manifest. Restores load into an empty workspace and verify every
 chunk's hash. Median of ${rows[0]?.runs ?? RUNS} runs, each on a fresh backend, after a warm-up run. Targets:
-full < ${FULL_TARGET_MS} ms, incremental save < ${INCREMENTAL_TARGET_MS} ms. The Deno KV file is the Node shim's
-\`openNodeStores\` (SQLite, fsync per commit) on the local disk. Its full save and restore are bound by
-the cost per blob, not by hashing or the workspace: one commit (with fsync) per chunk written, one read per
-chunk restored. Fewer, larger blobs (small files packed together) or a batched put/get on \`BlobStore\`
-are the levers; an incremental save writes the changed file's chunks, one manifest and the head, whatever
-the workspace's size.
+full < ${FULL_TARGET_MS} ms, incremental save < ${INCREMENTAL_TARGET_MS} ms. Backends on the local disk, each in its own
+runtime: Deno KV through \`@deno/kv\` on Node (\`openNodeStores\`), SQLite on Bun (\`bun:sqlite\`,
+synchronous=FULL), Deno's native KV; all fsync every commit. Chunks are uploaded with \`putMany\`
+(as many blobs per commit as the backend's limits allow, while hashing continues) and restored with
+\`getMany\`; an incremental save writes the changed file's chunks, one manifest and the head,
+whatever the workspace's size.
 ${STATE_END}`;
 }
 
@@ -197,8 +198,36 @@ export const nodeKvBackend: StateBackend = {
   },
 };
 
+/** The backends that need their own runtime (SQLite on Bun, Deno's native KV), each in a child process. */
+export async function benchStateInRuntimes(): Promise<StateBenchRow[]> {
+  const bin = (n: string) => join(ROOT, "node_modules", ".bin", n);
+  const script = join(ROOT, "test/bench/state-backend.ts");
+  const run = (cmd: string, args: string[]) =>
+    new Promise<StateBenchRow[]>((resolve, reject) => {
+      const c = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      c.stdout.on("data", (b: Buffer) => (out += b.toString("utf8")));
+      c.once("error", reject);
+      c.once("close", (code) => {
+        try {
+          resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as StateBenchRow[]);
+        } catch {
+          reject(new Error(`${cmd} ${args.join(" ")} exited ${code} without results: ${out.slice(-300)}`));
+        }
+      });
+    });
+  const bun = await run(bin("bun"), [script, "bun-sqlite"]);
+  const deno = await run(bin("deno"), ["run", "-A", "--unstable-kv", "--unstable-sloppy-imports", "--no-lock", script, "deno-kv"]);
+  return [...bun, ...deno];
+}
+
+/** Every backend: memory and Deno KV (@deno/kv) here, SQLite under Bun, native Deno KV under Deno. */
+export async function benchAllState(): Promise<StateBenchRow[]> {
+  return [...(await benchWorkspaceState([memoryBackend, nodeKvBackend])), ...(await benchStateInRuntimes())];
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = await benchWorkspaceState([memoryBackend, nodeKvBackend]);
+  const rows = await benchAllState();
   const section = stateSection(rows);
   const path = join(ROOT, "BENCHMARKS.md");
   writeFileSync(path, spliceState(readFileSync(path, "utf8"), section));
