@@ -74,7 +74,7 @@ function httpGet(agent: Agent, port: number, path: string): Promise<number> {
 export async function benchEgress(opts: { smallN?: number; rounds?: number; bigRuns?: number } = {}): Promise<EgressBench> {
   const smallN = opts.smallN ?? 1000;
   const rounds = opts.rounds ?? 5;
-  const bigRuns = opts.bigRuns ?? 3;
+  const bigRuns = opts.bigRuns ?? 5;
   const { port, child } = await startUpstream();
   const net = createNodeEgressNet({ connectHook: (address, p) => (address === PUBLIC ? { address: "127.0.0.1", port } : { address, port: p }) });
   const gateway: Gateway = createGateway({
