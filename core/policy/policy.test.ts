@@ -1,6 +1,5 @@
 // The egress policy engine: the conformance table in Node, and the same table in real Deno, Bun
 // and workerd (through Miniflare), each of which must pass every case; plus focused unit tests.
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +17,7 @@ import { parsePolicy } from "./parse.ts";
 import { compilePaths, pathProblem } from "./paths.ts";
 import { PolicyError } from "./policy-error.ts";
 import type { EgressRequest, SessionContext } from "./types.ts";
+import { runJsonLine } from "../../test/run-json-line.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const CONFORMANCE = join(import.meta.dirname, "conformance.ts");
@@ -45,24 +45,9 @@ console.log(JSON.stringify({ passed: r.passed, failures: r.failures, total: CONF
   return file;
 }
 
-function runProcess(cmd: string, args: string[]): Promise<RuntimeResult> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b));
-    child.stderr.on("data", (b) => (stderr += b));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const line = stdout.trim().split("\n").pop() ?? "";
-      try {
-        resolve({ ...(JSON.parse(line) as Omit<RuntimeResult, "wallMs">), wallMs: performance.now() - t0 });
-      } catch {
-        reject(new Error(`${cmd} exited ${code} without a result:\n${stdout}\n${stderr}`));
-      }
-    });
-  });
+async function runProcess(cmd: string, args: string[]): Promise<RuntimeResult> {
+  const { value, wallMs } = await runJsonLine<Omit<RuntimeResult, "wallMs">>(cmd, args);
+  return { ...value, wallMs };
 }
 
 /** The table bundled with a fetch handler, served by workerd; one request runs it. */

@@ -32,6 +32,7 @@
  */
 import { StoreUnavailableError } from "./store.ts";
 import type { BlobStore, ListOptions, PutManyOptions, SetOptions, SetResult, Store, StoreKey, StoreValue, Versioned } from "./store.ts";
+import { forEachLimit } from "./for-each-limit.ts";
 
 /** A key part as Deno KV accepts it (Deft itself only writes strings and numbers). */
 export type KvKeyPartLike = string | number | bigint | boolean | Uint8Array;
@@ -661,26 +662,6 @@ export class KvBlobStore extends KvBase implements BlobStore {
   }
 }
 
-/**
- * Run `fn` over `items` with at most `limit` calls in flight. After a failure no new call starts;
- * once the calls in flight have settled, rejects with the first failure.
- */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (!failure && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure) throw failure.error;
-}
 
 /** The entry of an absent key (a header not read is treated as absent, see `putMany`). */
 const ABSENT: KvEntryLike = { key: [], value: null, versionstamp: null };

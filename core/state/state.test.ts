@@ -1,7 +1,6 @@
 // The Store/BlobStore conformance suite against every backend, each in its own runtime: memory and
 // Deno KV (@deno/kv) in this Node process, native Deno KV in real Deno, SQLite and @deno/kv in
 // real Bun, a Durable Object and R2 in workerd (through Miniflare). Every case must pass.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +12,7 @@ import { openNodeStores } from "../../runtimes/node/state.ts";
 import { runStoreConformance, runStorePairConformance, STORE_CONFORMANCE_CASES, type ConformanceResult } from "./conformance.ts";
 import { KV_MAX_VALUE_BYTES } from "./kv-store.ts";
 import { MemoryBlobStore, MemoryStore } from "./memory.ts";
+import { runJsonLine } from "../../test/run-json-line.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
@@ -24,24 +24,9 @@ interface RuntimeResult extends ConformanceResult {
 }
 
 /** Runs a script that prints one JSON line (a ConformanceResult) last. */
-function runProcess(cmd: string, args: string[]): Promise<RuntimeResult> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b) => (stdout += b));
-    child.stderr.on("data", (b) => (stderr += b));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const line = stdout.trim().split("\n").pop() ?? "";
-      try {
-        resolve({ ...(JSON.parse(line) as ConformanceResult), wallMs: performance.now() - t0 });
-      } catch {
-        reject(new Error(`${cmd} exited ${code} without a result:\n${stdout}\n${stderr}`));
-      }
-    });
-  });
+async function runProcess(cmd: string, args: string[]): Promise<RuntimeResult> {
+  const { value, wallMs } = await runJsonLine<ConformanceResult>(cmd, args);
+  return { ...value, wallMs };
 }
 
 const DENO_SCRIPT = `import { runStorePairConformance } from ${url("core/state/conformance.ts")};

@@ -40,6 +40,7 @@
 import { z } from "zod";
 import type { FsStat, WorkspaceChanges, WorkspaceFs } from "../sandbox/sandbox.ts";
 import type { BlobStore, Store, StoreKey } from "./store.ts";
+import { forEachLimit } from "./for-each-limit.ts";
 
 /** Bytes per chunk: at most one Deno KV value, so a KV-backed BlobStore stores a chunk in one entry. */
 export const CHUNK_BYTES = 60 * 1024;
@@ -228,27 +229,6 @@ export async function sha256Hex(data: Uint8Array): Promise<string> {
   return hex;
 }
 
-/**
- * Run `fn` over `items` with at most `limit` calls in flight. After a failure no new call starts;
- * once the calls in flight have settled, rejects with the first failure (so nothing of a failed
- * save is still running when it reports).
- */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (!failure && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure) throw failure.error;
-}
 
 /** Code-unit order, so a parent ("a") always sorts before its children ("a/b"). */
 const byPath = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

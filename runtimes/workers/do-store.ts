@@ -26,6 +26,7 @@
 // Expired entries are invisible to every read; their rows are removed when next written or deleted.
 import { StoreUnavailableError } from "../../core/state/store.ts";
 import type { BlobStore, ListOptions, SetOptions, SetResult, Store, StoreKey, StoreValue, Versioned } from "../../core/state/store.ts";
+import { forEachLimit } from "../../core/state/for-each-limit.ts";
 
 /** What DoStore uses of `DurableObjectStorage`. */
 export interface DoStorageLike {
@@ -226,7 +227,7 @@ export class R2BlobStore implements BlobStore {
       latest.delete(key);
       latest.set(key, new Uint8Array(data)); // copies, now: the caller may change its arrays meanwhile
     }
-    await inLanes([...latest], R2_CONCURRENCY, ([key, copy]) => this.#call(`put ${JSON.stringify(key)}`, () => this.#bucket.put(key, copy)));
+    await forEachLimit([...latest], R2_CONCURRENCY, ([key, copy]) => this.#call(`put ${JSON.stringify(key)}`, () => this.#bucket.put(key, copy)));
   }
 
   async get(key: string): Promise<Uint8Array | null> {
@@ -241,7 +242,7 @@ export class R2BlobStore implements BlobStore {
   async getMany(keys: string[]): Promise<Array<Uint8Array | null>> {
     for (const key of keys) this.#checkKey(key, "getMany");
     const out = new Array<Uint8Array | null>(keys.length).fill(null);
-    await inLanes(
+    await forEachLimit(
       keys.map((key, i) => [key, i] as const),
       R2_CONCURRENCY,
       async ([key, i]) => {
@@ -290,26 +291,6 @@ export class R2BlobStore implements BlobStore {
   }
 }
 
-/**
- * `fn` over `items`, at most `lanes` at once; after a failure no new call starts, and once the
- * calls in flight have settled, rejects with the first failure.
- */
-async function inLanes<T>(items: readonly T[], lanes: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (!failure && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
-  if (failure) throw failure.error;
-}
 
 /** The Store and BlobStore of one Durable Object and one R2 bucket. */
 export function openWorkersStores(storage: DoStorageLike, bucket: R2BucketLike, opts: { storeName?: string; blobsName?: string } = {}): { store: DoStore; blobs: R2BlobStore } {

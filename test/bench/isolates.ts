@@ -4,11 +4,11 @@
  * after the other, and renders one table. `npm run bench` includes it; `npm run bench:isolates`
  * runs only this and replaces the section in the existing BENCHMARKS.md.
  */
-import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { summarize } from "./isolate-bench-core.ts";
+import { runJsonLine } from "../run-json-line.ts";
 import { fmt, mdTable } from "./stats.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -16,20 +16,8 @@ export const ISOLATES_START = "<!-- isolates:start -->";
 export const ISOLATES_END = "<!-- isolates:end -->";
 type Summary = ReturnType<typeof summarize>;
 
-function runJson(cmd: string, args: string[]): Promise<Summary[]> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    c.stdout.on("data", (b: Buffer) => (out += b.toString("utf8")));
-    c.once("error", reject);
-    c.once("close", (code) => {
-      try {
-        resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as Summary[]);
-      } catch {
-        reject(new Error(`${args.join(" ")} exited ${code} without results: ${out.slice(-500)}`));
-      }
-    });
-  });
+async function runJson(cmd: string, args: string[]): Promise<Summary[]> {
+  return (await runJsonLine<Summary[]>(cmd, args, { cwd: ROOT, stderr: "inherit" })).value;
 }
 
 export async function benchIsolates(): Promise<Summary[]> {

@@ -1,33 +1,9 @@
 // One state backend's snapshot bench in its own runtime, printed as a JSON line of rows for
 // test/bench/state.ts to collect: `bun test/bench/state-backend.ts bun-sqlite`,
 // `deno run -A test/bench/state-backend.ts deno-kv`.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { BlobStore, Store } from "../../core/state/store.ts";
-import { benchWorkspaceState, type StateBackend } from "./state.ts";
+import { benchWorkspaceState, inTempDir, type StateBackend } from "./state.ts";
 
 const which = (globalThis as { Deno?: { args: string[] } }).Deno?.args[0] ?? process.argv[2];
-
-/** A backend opened in a fresh temp dir each time, removed on close. */
-function inTempDir(name: string, open: (dir: string) => Promise<{ store: Store; blobs: BlobStore }>): StateBackend {
-  return {
-    name,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), "deft-bench-state-"));
-      const { store, blobs } = await open(dir);
-      return {
-        store,
-        blobs,
-        close: async () => {
-          await store.close();
-          await blobs.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  };
-}
 
 let backend: StateBackend;
 if (which === "bun-sqlite") {

@@ -13,7 +13,6 @@
  * in-memory backend and the Node shim's Deno KV file (`openNodeStores`) in a temp dir, replaces
  * the section in BENCHMARKS.md and prints it.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +24,7 @@ import { openNodeStores } from "../../runtimes/node/state.ts";
 import { createWorkspaceFs } from "../../tools/workspace-fs.ts";
 import { fillWorkspace, pseudoRandomBytes, treeDigest } from "../workspace-helpers.ts";
 import { fmt, mdTable } from "./stats.ts";
+import { runJsonLine } from "../run-json-line.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /** Where the state section starts in BENCHMARKS.md. */
@@ -180,42 +180,34 @@ export const memoryBackend: StateBackend = {
   open: async () => ({ store: new MemoryStore(), blobs: new MemoryBlobStore(), close: async () => {} }),
 };
 
+/** A backend opened in a fresh temp dir each time, the dir removed on close. */
+export function inTempDir(name: string, open: (dir: string) => Promise<{ store: Store; blobs: BlobStore }>): StateBackend {
+  return {
+    name,
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), "deft-bench-state-"));
+      const { store, blobs } = await open(dir);
+      return {
+        store,
+        blobs,
+        close: async () => {
+          await store.close();
+          await blobs.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
 /** The Node shim's Deno KV file in a fresh temp dir per open. */
-export const nodeKvBackend: StateBackend = {
-  name: "Deno KV file (`openNodeStores`)",
-  open: async () => {
-    const dir = mkdtempSync(join(tmpdir(), "deft-bench-state-"));
-    const { store, blobs } = await openNodeStores(dir);
-    return {
-      store,
-      blobs,
-      close: async () => {
-        await store.close();
-        await blobs.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  },
-};
+export const nodeKvBackend: StateBackend = inTempDir("Deno KV file (`openNodeStores`)", openNodeStores);
 
 /** The backends that need their own runtime (SQLite on Bun, Deno's native KV), each in a child process. */
 export async function benchStateInRuntimes(): Promise<StateBenchRow[]> {
   const bin = (n: string) => join(ROOT, "node_modules", ".bin", n);
   const script = join(ROOT, "test/bench/state-backend.ts");
-  const run = (cmd: string, args: string[]) =>
-    new Promise<StateBenchRow[]>((resolve, reject) => {
-      const c = spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-      let out = "";
-      c.stdout.on("data", (b: Buffer) => (out += b.toString("utf8")));
-      c.once("error", reject);
-      c.once("close", (code) => {
-        try {
-          resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as StateBenchRow[]);
-        } catch {
-          reject(new Error(`${cmd} ${args.join(" ")} exited ${code} without results: ${out.slice(-300)}`));
-        }
-      });
-    });
+  const run = async (cmd: string, args: string[]) => (await runJsonLine<StateBenchRow[]>(cmd, args, { cwd: ROOT, stderr: "inherit" })).value;
   const bun = await run(bin("bun"), [script, "bun-sqlite"]);
   const deno = await run(bin("deno"), ["run", "-A", "--unstable-kv", "--unstable-sloppy-imports", "--no-lock", script, "deno-kv"]);
   return [...bun, ...deno];
