@@ -1,5 +1,5 @@
 /**
- * `Store` and `BlobStore` over Deno KV: native `Deno.Kv` on Deno (and Deno Deploy), the
+ * `Store` and `BlobStore` over Deno KV: Deno's own KV on Deno (and Deno Deploy), the
  * `@deno/kv` package on Node and Bun (a SQLite file, the same format Deno reads). The runtime
  * shims open the database (`runtimes/{node,deno,bun}/state.ts`); this file only needs the small
  * structural `KvLike` interface that both satisfy, so it stays runtime-neutral.
@@ -58,7 +58,7 @@ export interface KvAtomicLike {
 }
 
 /**
- * The part of Deno KV this file uses, satisfied by both `Deno.Kv` and `@deno/kv`'s `Kv`
+ * The part of Deno KV this file uses, satisfied by both Deno's own `Kv` and `@deno/kv`'s `Kv`
  * (structurally: nothing here imports either). Every read hands over values of the caller's own
  * (deserialized afresh, as both do): `KvBlobStore` returns blob bytes without copying them again.
  */
