@@ -193,13 +193,14 @@ export function createGateway(o: GatewayOptions): Gateway {
       clearTimeout(timer);
       original.signal.removeEventListener("abort", onAbort);
     };
-    const res = await exchange(original, session, via, t0, placeholders, deadline.signal, release);
+    const res = await exchange(original, url, session, via, t0, placeholders, deadline.signal, release);
     if (res.headers.get("x-deft-egress") === "denied") release();
     return res;
   }
 
   async function exchange(
     original: Request,
+    firstUrl: URL,
     session: SessionContext,
     via: "fetch" | "proxy" | "workers",
     t0: number,
@@ -207,7 +208,7 @@ export function createGateway(o: GatewayOptions): Gateway {
     signal: AbortSignal,
     release: () => void,
   ): Promise<Response> {
-    let url = new URL(original.url);
+    let url = firstUrl; // parsed once, by the caller
     const declared = Number(original.headers.get("content-length") ?? "0");
 
     let req = original;
