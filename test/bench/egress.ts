@@ -18,7 +18,7 @@ import { parsePolicy } from "../../core/policy/parse.ts";
 import { createSecretSource } from "../../proxy/credentials.ts";
 import { createGateway, type Gateway } from "../../proxy/gateway.ts";
 import { createNodeEgressNet } from "../../runtimes/node/egress-net.ts";
-import { fmt, mdTable } from "./stats.ts";
+import { fmt, mdTable, spliceSection } from "./stats.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const EGRESS_START = "<!-- egress:start -->";
@@ -191,17 +191,11 @@ streamed each way, median of ${b.bigRuns} runs per path, never buffered whole (t
 ${EGRESS_END}`;
 }
 
-export function spliceEgress(md: string, section: string): string {
-  const a = md.indexOf(EGRESS_START);
-  const z = md.indexOf(EGRESS_END);
-  if (a < 0 || z < 0) return `${md.trimEnd()}\n\n${section}\n`;
-  return md.slice(0, a) + section + md.slice(z + EGRESS_END.length);
-}
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const b = await benchEgress();
   const section = egressSection(b);
   const path = join(ROOT, "BENCHMARKS.md");
-  writeFileSync(path, spliceEgress(readFileSync(path, "utf8"), section));
+  writeFileSync(path, spliceSection(readFileSync(path, "utf8"), EGRESS_START, EGRESS_END, section));
   process.stdout.write(`${section}\n\nwrote the egress section of BENCHMARKS.md\n`);
 }

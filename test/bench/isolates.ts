@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { summarize } from "./isolate-bench-core.ts";
 import { runJsonLine } from "../run-json-line.ts";
-import { fmt, mdTable } from "./stats.ts";
+import { fmt, mdTable, spliceSection } from "./stats.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const ISOLATES_START = "<!-- isolates:start -->";
@@ -80,11 +80,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const rows = await benchIsolates();
   const section = isolatesSection(rows, Number(process.env["BENCH_ISOLATE_RUNS"] ?? 20));
   const path = join(ROOT, "BENCHMARKS.md");
-  const md = readFileSync(path, "utf8");
-  const a = md.indexOf(ISOLATES_START);
-  const b = md.indexOf(ISOLATES_END);
-  const next = a >= 0 && b > a ? md.slice(0, a) + section.trimEnd() + md.slice(b + ISOLATES_END.length) : `${md.trimEnd()}\n\n${section}`;
-  writeFileSync(path, next);
+  writeFileSync(path, spliceSection(readFileSync(path, "utf8"), ISOLATES_START, ISOLATES_END, section));
   process.stdout.write(`${section}\nwrote BENCHMARKS.md\n`);
   process.exit(0);
 }

@@ -23,7 +23,7 @@ import { loadWorkspace, saveWorkspace } from "../../core/state/workspace-store.t
 import { openNodeStores } from "../../runtimes/node/state.ts";
 import { createWorkspaceFs } from "../../tools/workspace-fs.ts";
 import { fillWorkspace, pseudoRandomBytes, treeDigest } from "../workspace-helpers.ts";
-import { fmt, mdTable } from "./stats.ts";
+import { fmt, mdTable, spliceSection } from "./stats.ts";
 import { runJsonLine } from "../run-json-line.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -166,13 +166,6 @@ whatever the workspace's size.
 ${STATE_END}`;
 }
 
-/** `md` with its state section replaced by `section` (appended when it has none). */
-export function spliceState(md: string, section: string): string {
-  const a = md.indexOf(STATE_START);
-  const z = md.indexOf(STATE_END);
-  if (a < 0 || z < 0) return `${md.trimEnd()}\n\n${section}\n`;
-  return md.slice(0, a) + section + md.slice(z + STATE_END.length);
-}
 
 /** The in-memory pair. */
 export const memoryBackend: StateBackend = {
@@ -222,6 +215,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await benchAllState();
   const section = stateSection(rows);
   const path = join(ROOT, "BENCHMARKS.md");
-  writeFileSync(path, spliceState(readFileSync(path, "utf8"), section));
+  writeFileSync(path, spliceSection(readFileSync(path, "utf8"), STATE_START, STATE_END, section));
   process.stdout.write(`${section}\n\nwrote the state section of BENCHMARKS.md\n`);
 }

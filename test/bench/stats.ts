@@ -21,3 +21,15 @@ export function mdTable(head: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
+
+/**
+ * `md` with the section between `start` and `end` markers replaced by `section` (which carries
+ * both markers itself), or `section` appended when `md` has none: a partial bench run updates only
+ * its own section of BENCHMARKS.md.
+ */
+export function spliceSection(md: string, start: string, end: string, section: string): string {
+  const a = md.indexOf(start);
+  const z = md.indexOf(end);
+  if (a < 0 || z < a) return `${md.trimEnd()}\n\n${section.trimEnd()}\n`;
+  return md.slice(0, a) + section.trimEnd() + md.slice(z + end.length);
+}
