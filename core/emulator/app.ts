@@ -158,17 +158,18 @@ export function buildApp(core: EmulatorCore, control: EmulatorControl): Hono {
   // ===== work queue (§2) — static paths before /:work =====
 
   app.get("/v1/environments/:env/work/poll", async (c) => {
-    await core.enter("poll");
-    const envId = c.req.param("env");
-    core.requireEnvKey(who(c), envId, "polling for work");
-    core.environment(envId);
-    const blockMs = intParam(c.req.query("block_ms"), "block_ms", 1, 999);
-    const reclaim = intParam(c.req.query("reclaim_older_than_ms"), "reclaim_older_than_ms", 0, 86_400_000);
-    const workerId = c.req.header("anthropic-worker-id");
-    const signal = AbortSignal.any([c.req.raw.signal, core.shutdown.signal]);
+    // In flight from arrival (an injected delay included) to the answer: polls a worker has open at once.
     core.pollsInFlight++;
     core.pollsInFlightPeak = Math.max(core.pollsInFlightPeak, core.pollsInFlight);
     try {
+      await core.enter("poll");
+      const envId = c.req.param("env");
+      core.requireEnvKey(who(c), envId, "polling for work");
+      core.environment(envId);
+      const blockMs = intParam(c.req.query("block_ms"), "block_ms", 1, 999);
+      const reclaim = intParam(c.req.query("reclaim_older_than_ms"), "reclaim_older_than_ms", 0, 86_400_000);
+      const workerId = c.req.header("anthropic-worker-id");
+      const signal = AbortSignal.any([c.req.raw.signal, core.shutdown.signal]);
       const work = await core.queue.poll(envId, {
         ...(blockMs !== undefined ? { blockMs } : {}),
         ...(reclaim !== undefined ? { reclaimOlderThanMs: reclaim } : {}),
